@@ -1,0 +1,292 @@
+// One client connection: login, then framing its requests and forwarding them to the server it is linked to.
+
+import type { Socket } from "bun";
+import type { ServerConn, LinkedClient } from "../backend/server.ts";
+import { TRACKED_PARAMS, parseOptions } from "../backend/params.ts";
+import { clock } from "../clock.ts";
+import { log } from "../log.ts";
+import { HIGH_WATER, Outbox } from "../net/outbox.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { Framer, type FrameSink } from "../protocol/framer.ts";
+import { backendKeyData, errorResponse, parameterStatus, READY_IDLE } from "../protocol/messages.ts";
+import {
+  F_BIND,
+  F_CLOSE,
+  F_COPY_DATA,
+  F_COPY_DONE,
+  F_COPY_FAIL,
+  F_DESCRIBE,
+  F_EXECUTE,
+  F_FLUSH,
+  F_FUNCTION_CALL,
+  F_PARSE,
+  F_QUERY,
+  F_SYNC,
+  F_TERMINATE,
+} from "../protocol/tags.ts";
+import type { ClientContext, ClientPool } from "./context.ts";
+import { Login } from "./login.ts";
+
+export type ClientState = "login" | "idle" | "waiting" | "active" | "closed";
+
+let nextClientId = 1;
+
+/** Startup parameters that are not session settings. */
+const NOT_SETTINGS = new Set(["user", "database", "options", "replication"]);
+
+export class ClientConn implements FrameSink, LinkedClient {
+  readonly id = nextClientId++;
+  state: ClientState = "login";
+  readonly outbox: Outbox;
+  readonly framer: Framer;
+  pool: ClientPool | null = null;
+  server: ServerConn | null = null;
+  pid = 0;
+  secret = 0;
+  user = "";
+  database = "";
+  readonly startupParams = new Map<string, string>();
+  /** The session parameters this client has set and must see on any server it is linked to. */
+  readonly wanted = new Map<string, string>();
+  readonly connectedAt = Date.now();
+  /** Time of the last state change, for the timeouts. */
+  since = clock.now;
+  waitStartedAt = 0;
+  linkedAt = 0;
+  closeReason = "";
+  /** Accepted beyond max_client_conn: refused once its startup packet can be answered. */
+  overLimit = false;
+  private login: Login | null;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private readPaused = false;
+  private fwdBuf: Uint8Array | null = null;
+  private fwdStart = 0;
+  private fwdEnd = 0;
+
+  constructor(
+    readonly socket: Socket<ClientConn>,
+    readonly ctx: ClientContext,
+  ) {
+    this.outbox = new Outbox(socket as Socket<unknown>, (on) => this.onPressure(on));
+    this.framer = new Framer(ctx.settings.max_packet_size, true);
+    this.login = new Login(this, ctx);
+    this.overLimit = !ctx.clientOpened(this);
+  }
+
+  get remote(): string {
+    return `${this.socket.remoteAddress}`;
+  }
+
+  /** Our queue towards this client is full (it reads slowly): stop reading from its server. */
+  private onPressure(on: boolean): void {
+    const s = this.server?.socket;
+    if (!s) return;
+    if (on) s.pause();
+    else s.resume();
+  }
+
+  pauseReading(on: boolean): void {
+    if (on === this.readPaused) return;
+    this.readPaused = on;
+    if (on) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  onData(chunk: Uint8Array): void {
+    if (this.state === "closed") return;
+    if (this.pool) this.pool.stats.bytes_received += chunk.length;
+    try {
+      this.framer.feed(chunk, this);
+    } catch (err) {
+      this.fwdBuf = null;
+      if (err instanceof ProtocolError) {
+        log.warn("client", "protocol violation", { client: this.id, error: err.message });
+        this.fatal(err.sqlstate, err.message);
+      } else {
+        log.error("client", "unexpected error", { client: this.id, stack: (err as Error).stack });
+        this.fatal("XX000", "pgbun internal error");
+      }
+      return;
+    }
+    this.flushForward();
+  }
+
+  frame(tag: number, buf: Uint8Array, start: number, end: number): void {
+    if (this.state === "login") {
+      this.login!.frame(buf, start, end);
+      return;
+    }
+    if (this.state === "closed") return;
+    switch (tag) {
+      case F_QUERY:
+      case F_PARSE:
+      case F_BIND:
+      case F_DESCRIBE:
+      case F_EXECUTE:
+      case F_CLOSE:
+      case F_FLUSH:
+      case F_FUNCTION_CALL:
+        break;
+      case F_SYNC:
+        // A lone Sync from an unlinked client: the answer is known without borrowing a server.
+        if (this.server === null && this.pending.length === 0) {
+          this.outbox.send(READY_IDLE);
+          return;
+        }
+        break;
+      case F_COPY_DATA:
+      case F_COPY_DONE:
+      case F_COPY_FAIL:
+        // Left over from a COPY that already failed: PostgreSQL would drop them too.
+        if (this.server === null) return;
+        break;
+      case F_TERMINATE:
+        this.close("client sent Terminate");
+        return;
+      default:
+        throw new ProtocolError(`invalid frontend message type ${tag} ('${String.fromCharCode(tag)}')`);
+    }
+    const server = this.server;
+    if (server !== null) {
+      if (server.tracker.owed === 0) server.since = clock.now;
+      server.tracker.sent(tag);
+      if (this.fwdBuf === buf && this.fwdEnd === start) {
+        this.fwdEnd = end;
+      } else {
+        this.flushForward();
+        this.fwdBuf = buf;
+        this.fwdStart = start;
+        this.fwdEnd = end;
+      }
+      return;
+    }
+    this.pending.push(buf.subarray(start, end));
+    this.pendingBytes += end - start;
+    if (this.pendingBytes > HIGH_WATER) this.pauseReading(true);
+    if (this.state === "idle") {
+      this.waitStartedAt = performance.now();
+      this.pool!.acquire(this);
+    }
+  }
+
+  private flushForward(): void {
+    const buf = this.fwdBuf;
+    if (buf === null) return;
+    this.fwdBuf = null;
+    this.server?.outbox!.send(buf.subarray(this.fwdStart, this.fwdEnd));
+  }
+
+  /** Called by the pool once the server is ours (after server.link()): sends what waited for it. */
+  linked(server: ServerConn): void {
+    this.server = server;
+    this.state = "active";
+    this.since = clock.now;
+    this.linkedAt = performance.now();
+    const out = server.outbox!;
+    for (const msg of this.pending) {
+      server.tracker.sent(msg[0]!);
+      out.send(msg);
+    }
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.readPaused && !server.outbox!.pressured) this.pauseReading(false);
+  }
+
+  unlinked(): void {
+    this.flushForward();
+    this.server = null;
+    if (this.state === "active") {
+      this.state = "idle";
+      this.since = clock.now;
+    }
+  }
+
+  /** Called by Login once the client has proven who it is and the pool is known. */
+  authenticated(pool: ClientPool): void {
+    this.login = null;
+    this.pool = pool;
+    pool.clientJoined(this);
+    if (pool.welcome) this.welcomed(pool.welcome);
+    else pool.awaitWelcome(this);
+  }
+
+  /** Finishes login: the server's parameters as this client will see them, its cancel key, and ReadyForQuery. */
+  welcomed(welcome: Map<string, string>): void {
+    if (this.state !== "login") return;
+    for (const name of TRACKED_PARAMS) {
+      const v = this.startupParams.get(name) ?? welcome.get(name);
+      if (v !== undefined) this.wanted.set(name, v);
+    }
+    for (const [k, v] of this.startupParams) {
+      if (NOT_SETTINGS.has(k) || k.startsWith("_pq_.")) continue;
+      this.wanted.set(k, v);
+    }
+    const options = this.startupParams.get("options");
+    if (options) for (const [k, v] of parseOptions(options)) this.wanted.set(k, v);
+    for (const [name, value] of welcome) this.outbox.send(parameterStatus(name, this.wanted.get(name) ?? value));
+    const key = this.ctx.cancelKeys.allocate(this);
+    this.pid = key.pid;
+    this.secret = key.secret;
+    this.outbox.send(backendKeyData(this.pid, this.secret));
+    this.outbox.send(READY_IDLE);
+    this.state = "idle";
+    this.since = clock.now;
+    if (this.ctx.settings.log_connections) {
+      log.info("client", "login", { client: this.id, user: this.user, database: this.database, addr: this.remote });
+    }
+  }
+
+  cancelQuery(): void {
+    const s = this.server;
+    if (s !== null) s.cancel();
+  }
+
+  /** Sends a statement-level error and a ReadyForQuery, keeping the connection. */
+  errorAndReady(code: string, message: string): void {
+    this.outbox.send(errorResponse({ severity: "ERROR", code, message }));
+    this.outbox.send(READY_IDLE);
+  }
+
+  serverLost(reason: string): void {
+    this.server = null;
+    this.fatal("08006", `pgbun: server connection lost (${reason})`);
+  }
+
+  /** Sends a FATAL error and closes. */
+  fatal(code: string, message: string): void {
+    if (this.state === "closed") return;
+    this.outbox.send(errorResponse({ severity: "FATAL", code, message }));
+    this.close(message);
+  }
+
+  close(reason: string): void {
+    if (this.state === "closed") return;
+    this.closeReason = reason;
+    this.flushForward();
+    this.outbox.end();
+    this.detach();
+  }
+
+  /** The socket is gone. */
+  onClose(): void {
+    this.outbox.dispose();
+    if (this.state !== "closed") {
+      this.closeReason ||= "client closed the connection";
+      this.detach();
+    }
+  }
+
+  private detach(): void {
+    const wasLoggedIn = this.state !== "login";
+    this.state = "closed";
+    this.pending = [];
+    if (this.pid !== 0) this.ctx.cancelKeys.release(this.pid);
+    if (this.pool) this.pool.clientLeft(this);
+    this.server = null;
+    this.ctx.clientClosed(this);
+    if (wasLoggedIn && this.ctx.settings.log_disconnections) {
+      log.info("client", "disconnect", { client: this.id, user: this.user, database: this.database, reason: this.closeReason });
+    }
+  }
+}

@@ -1,0 +1,42 @@
+// What the client side needs from the rest of pgbun: settings, who may log in where, and the pools to be served by.
+
+import type { PoolMode, Settings } from "../config/schema.ts";
+import type { PoolStats } from "../pool/stats.ts";
+import type { CancelKeys } from "./cancel-keys.ts";
+import type { ClientConn } from "./client.ts";
+
+/** The pool a client is served by, as the client sees it. */
+export interface ClientPool {
+  readonly mode: PoolMode;
+  readonly stats: PoolStats;
+  readonly name: string;
+  /** The server parameters clients are shown at login; null until a server has logged in. */
+  readonly welcome: Map<string, string> | null;
+  /** Asks for a server login so that `welcome` becomes known; the pool then calls client.welcomed() or client.fatal(). */
+  awaitWelcome(c: ClientConn): void;
+  /** The client has requests queued: link a server now or queue it (FIFO). */
+  acquire(c: ClientConn): void;
+  clientJoined(c: ClientConn): void;
+  clientLeft(c: ClientConn): void;
+}
+
+export interface LoginTarget {
+  /** The secret the client must prove: plain text, an md5 hash or a SCRAM verifier; undefined if the user is unknown. */
+  password: string | undefined;
+  /** Whether the user is known at all (trust mode admits known users only). */
+  userKnown: boolean;
+  /** The pool, or null when the database does not exist. */
+  pool(): ClientPool | null;
+}
+
+export interface ClientContext {
+  readonly settings: Settings;
+  readonly cancelKeys: CancelKeys;
+  /** Decides where a (database, user) login goes. */
+  lookup(database: string, user: string): LoginTarget;
+  /** A CancelRequest arrived on a new connection. */
+  cancel(pid: number, secret: number): void;
+  /** A client connected; false when that is over max_client_conn. */
+  clientOpened(c: ClientConn): boolean;
+  clientClosed(c: ClientConn): void;
+}

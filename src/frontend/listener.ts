@@ -1,0 +1,31 @@
+// Accepts client connections with Bun.listen and hands each socket to its ClientConn.
+
+import type { SocketHandler, TCPSocketListener } from "bun";
+import { log } from "../log.ts";
+import { ClientConn } from "./client.ts";
+import type { ClientContext } from "./context.ts";
+
+export function listen(ctx: ClientContext, host: string, port: number, reusePort = false): TCPSocketListener<ClientConn> {
+  const handlers: SocketHandler<ClientConn> = {
+    open(socket) {
+      socket.data = new ClientConn(socket, ctx);
+    },
+    data(socket, chunk) {
+      socket.data.onData(chunk);
+    },
+    drain(socket) {
+      socket.data.outbox.drain();
+    },
+    close(socket) {
+      socket.data?.onClose();
+    },
+    error(socket, err) {
+      log.debug("client", "socket error", { client: socket.data?.id, error: err.message });
+    },
+    end(socket) {
+      socket.end();
+    },
+  };
+  // reusePort is honoured on Linux though Bun's types for listen() do not list it.
+  return Bun.listen<ClientConn>({ hostname: host, port, socket: handlers, ...({ reusePort } as object) });
+}

@@ -1,0 +1,129 @@
+// Outgoing bytes of one socket: writes made in one tick are coalesced, and whatever the kernel does not take is queued until drain.
+
+import type { Socket } from "bun";
+
+/** Above this many queued bytes the peer feeding us is paused; below LOW it is resumed. */
+export const HIGH_WATER = 1 << 20;
+const LOW_WATER = 256 << 10;
+
+let dirty: Outbox[] = [];
+let scheduled = false;
+
+function flushDirty(): void {
+  scheduled = false;
+  const list = dirty;
+  dirty = [];
+  for (const o of list) o.flush();
+}
+
+export class Outbox {
+  private pending: Uint8Array[] = [];
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  private isDirty = false;
+  /** True while the queue is over HIGH_WATER; `onPressure` is told on every change. */
+  pressured = false;
+  closed = false;
+  bytesSent = 0;
+
+  constructor(
+    private readonly socket: Socket<unknown>,
+    private readonly onPressure: (pressured: boolean) => void,
+  ) {}
+
+  /** Queues bytes for this tick; they are written together once the current event is handled. */
+  send(buf: Uint8Array): void {
+    if (this.closed || this.ending) return;
+    this.pending.push(buf);
+    if (!this.isDirty) {
+      this.isDirty = true;
+      dirty.push(this);
+      if (!scheduled) {
+        scheduled = true;
+        queueMicrotask(flushDirty);
+      }
+    }
+  }
+
+  get backlog(): number {
+    return this.queued;
+  }
+
+  flush(): void {
+    this.isDirty = false;
+    const p = this.pending;
+    if (p.length === 0 || this.closed) return;
+    let buf: Uint8Array;
+    if (p.length === 1) {
+      buf = p[0]!;
+    } else {
+      let total = 0;
+      for (const b of p) total += b.length;
+      buf = new Uint8Array(total);
+      let at = 0;
+      for (const b of p) {
+        buf.set(b, at);
+        at += b.length;
+      }
+    }
+    this.pending = [];
+    if (this.queue.length === 0) {
+      const n = this.socket.write(buf);
+      if (n < 0) {
+        this.closed = true;
+        return;
+      }
+      this.bytesSent += n;
+      if (n === buf.length) return;
+      buf = buf.subarray(n);
+    }
+    this.queue.push(buf);
+    this.queued += buf.length;
+    if (!this.pressured && this.queued > HIGH_WATER) {
+      this.pressured = true;
+      this.onPressure(true);
+    }
+  }
+
+  /** Called from the socket's drain handler. */
+  drain(): void {
+    while (this.queue.length > 0 && !this.closed) {
+      const b = this.queue[0]!;
+      const n = this.socket.write(b);
+      if (n < 0) {
+        this.closed = true;
+        break;
+      }
+      this.bytesSent += n;
+      this.queued -= n;
+      if (n < b.length) {
+        this.queue[0] = b.subarray(n);
+        break;
+      }
+      this.queue.shift();
+    }
+    if (this.ending && this.queue.length === 0) this.socket.end();
+    if (this.pressured && this.queued < LOW_WATER) {
+      this.pressured = false;
+      this.onPressure(false);
+    }
+  }
+
+  private ending = false;
+
+  /** Writes what is pending, then ends the socket once the queue has drained; later sends are dropped. */
+  end(): void {
+    if (this.ending || this.closed) return;
+    this.flush();
+    this.ending = true;
+    if (this.queue.length === 0) this.socket.end();
+  }
+
+  /** The socket is gone: drop everything. */
+  dispose(): void {
+    this.closed = true;
+    this.pending = [];
+    this.queue = [];
+    this.queued = 0;
+  }
+}

@@ -1,0 +1,215 @@
+// One pool per (database, user): its server connections, the FIFO of clients waiting for one, and its counters.
+
+import { ServerConn, type LinkedClient, type ServerOwner, type ServerTarget } from "../backend/server.ts";
+import type { PoolMode, Settings } from "../config/schema.ts";
+import type { ClientConn } from "../frontend/client.ts";
+import type { ClientPool } from "../frontend/context.ts";
+import { clock } from "../clock.ts";
+import { log } from "../log.ts";
+import { PoolStats } from "./stats.ts";
+
+export interface PoolSpec {
+  /** The database name clients connect to. */
+  name: string;
+  /** The client user this pool serves. */
+  user: string;
+  target: ServerTarget;
+  mode: PoolMode;
+  size: number;
+  minSize: number;
+}
+
+export class Pool implements ServerOwner, ClientPool {
+  readonly stats = new PoolStats();
+  readonly servers = new Set<ServerConn>();
+  /** Idle servers, most recently used last (handed out LIFO, so the coldest ones time out). */
+  readonly idle: ServerConn[] = [];
+  readonly waiters: ClientConn[] = [];
+  readonly clients = new Set<ClientConn>();
+  welcome: Map<string, string> | null = null;
+  private welcomeWaiters: ClientConn[] = [];
+  connecting = 0;
+  lastError = "";
+  lastErrorAt = 0;
+  /** PAUSE: no new server assignments until RESUME. */
+  paused = false;
+  /** Removed from the config (or DISABLEd): refuse new clients, close servers as they come back. */
+  draining = false;
+
+  constructor(
+    public spec: PoolSpec,
+    private readonly settings: () => Settings,
+  ) {}
+
+  get name(): string {
+    return this.spec.name;
+  }
+  get mode(): PoolMode {
+    return this.spec.mode;
+  }
+  get maxPacketSize(): number {
+    return this.settings().max_packet_size;
+  }
+
+  clientJoined(c: ClientConn): void {
+    this.clients.add(c);
+  }
+
+  awaitWelcome(c: ClientConn): void {
+    this.welcomeWaiters.push(c);
+    if (this.connecting === 0) this.launch();
+  }
+
+  acquire(c: ClientConn): void {
+    if (!this.paused) {
+      const s = this.idle.pop();
+      if (s !== undefined) {
+        this.link(c, s);
+        return;
+      }
+    }
+    c.state = "waiting";
+    c.since = clock.now;
+    this.waiters.push(c);
+    this.grow();
+  }
+
+  /** Opens server connections for waiting clients, up to the pool size. */
+  grow(): void {
+    if (this.paused) return;
+    while (this.servers.size < this.spec.size && this.connecting < this.waiters.length) this.launch();
+  }
+
+  launch(): ServerConn {
+    const s = new ServerConn(this, this.spec.target);
+    this.servers.add(s);
+    this.connecting++;
+    this.stats.server_connections_opened++;
+    if (this.servers.size > this.stats.server_connections_peak) this.stats.server_connections_peak = this.servers.size;
+    s.connect();
+    return s;
+  }
+
+  private link(c: ClientConn, s: ServerConn): void {
+    this.stats.server_assignment_count++;
+    if (!s.everLinked) {
+      s.everLinked = true;
+      this.stats.server_assignment_fresh++;
+    }
+    this.stats.wait_time_us += Math.round((performance.now() - c.waitStartedAt) * 1000);
+    s.link(c);
+    c.linked(s);
+  }
+
+  serverReady(s: ServerConn): void {
+    this.connecting--;
+    this.lastError = "";
+    if (this.welcome === null) {
+      this.welcome = new Map(s.reported);
+      const list = this.welcomeWaiters;
+      this.welcomeWaiters = [];
+      for (const c of list) c.welcomed(this.welcome);
+    }
+    this.serverReleasable(s);
+  }
+
+  serverLoginFailed(s: ServerConn, reason: string): void {
+    this.connecting--;
+    this.servers.delete(s);
+    this.stats.server_connections_failed++;
+    this.lastError = reason;
+    this.lastErrorAt = Date.now();
+    log.warn("pool", "server login failed", { pool: this.name, user: this.spec.user, server: s.id, reason });
+    // Nothing else can serve them soon: tell waiting clients now rather than at query_wait_timeout.
+    if (this.servers.size === 0) {
+      const message = `pgbun: cannot connect to the server for database "${this.name}": ${reason}`;
+      for (const c of this.welcomeWaiters.splice(0)) c.fatal("08006", message);
+      for (const c of this.waiters.splice(0)) c.fatal("08006", message);
+    }
+  }
+
+  serverClosed(s: ServerConn, reason: string): void {
+    this.servers.delete(s);
+    const i = this.idle.indexOf(s);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.stats.server_connections_closed++;
+    log.debug("pool", "server closed", { pool: this.name, server: s.id, reason });
+    this.grow();
+  }
+
+  serverReleasable(s: ServerConn): void {
+    if (s.client !== null) {
+      const c = s.client as ClientConn;
+      this.stats.xact_time_us += Math.round((performance.now() - c.linkedAt) * 1000);
+      s.unlink();
+    }
+    if (s.cancelsInFlight > 0) {
+      // A cancel sent for the last client may still land: keep the server out of reach until it has.
+      s.state = "cleanup";
+      return;
+    }
+    const settings = this.settings();
+    const now = Date.now();
+    if (
+      s.retire ||
+      this.draining ||
+      this.servers.size > this.spec.size ||
+      (settings.server_lifetime > 0 && now - s.createdAt > settings.server_lifetime * 1000)
+    ) {
+      s.close(s.retire ? "retired" : this.draining ? "pool is draining" : "server_lifetime reached");
+      return;
+    }
+    s.state = "idle";
+    s.since = now;
+    if (!this.paused) {
+      const c = this.waiters.shift();
+      if (c !== undefined) {
+        this.link(c, s);
+        return;
+      }
+    }
+    this.idle.push(s);
+  }
+
+  transactionRefused(s: ServerConn, client: LinkedClient): void {
+    s.unlink();
+    (client as ClientConn).errorAndReady("25P01", "transaction blocks not allowed in statement pooling mode");
+    s.rollbackAndRelease();
+  }
+
+  clientLeft(c: ClientConn): void {
+    this.clients.delete(c);
+    if (c.state === "waiting" || c.state === "closed") {
+      const i = this.waiters.indexOf(c);
+      if (i >= 0) this.waiters.splice(i, 1);
+    }
+    const wi = this.welcomeWaiters.indexOf(c);
+    if (wi >= 0) this.welcomeWaiters.splice(wi, 1);
+    const s = c.server;
+    if (s !== null) {
+      this.stats.xact_time_us += Math.round((performance.now() - c.linkedAt) * 1000);
+      const settings = this.settings();
+      const reset = this.mode === "session" || settings.server_reset_query_always ? settings.server_reset_query : "";
+      s.clientLeft(reset);
+    }
+  }
+
+  /** Resumes handing out servers (after PAUSE), serving waiters from idle servers first. */
+  resume(): void {
+    this.paused = false;
+    while (this.waiters.length > 0 && this.idle.length > 0) this.link(this.waiters.shift()!, this.idle.pop()!);
+    this.grow();
+  }
+
+  /** Closes every server of this pool once it is idle (RECONNECT, reload of its target). */
+  retireAll(): void {
+    for (const s of this.servers) s.retire = true;
+    for (const s of this.idle.splice(0)) s.close("retired");
+  }
+
+  get activeServers(): number {
+    let n = 0;
+    for (const s of this.servers) if (s.state === "active") n++;
+    return n;
+  }
+}

@@ -1,0 +1,78 @@
+// All pools, created on first login for a (database, user), and the client-side context built from the config.
+
+import type { Config, DatabaseConfig, Settings } from "../config/schema.ts";
+import { CancelKeys } from "../frontend/cancel-keys.ts";
+import type { ClientConn } from "../frontend/client.ts";
+import type { ClientContext, LoginTarget } from "../frontend/context.ts";
+import { log } from "../log.ts";
+import { Pool, type PoolSpec } from "./pool.ts";
+
+export class Registry implements ClientContext {
+  readonly pools = new Map<string, Pool>();
+  readonly clients = new Set<ClientConn>();
+  readonly cancelKeys: CancelKeys;
+  readonly startedAt = Date.now();
+
+  constructor(
+    public config: Config,
+    worker = 0,
+    workerBits = 0,
+  ) {
+    this.cancelKeys = new CancelKeys(worker, workerBits);
+  }
+
+  get settings(): Settings {
+    return this.config.settings;
+  }
+
+  lookup(database: string, user: string): LoginTarget {
+    const db = this.config.databases.get(database);
+    const u = this.config.users.get(user);
+    const password = u?.password ?? (db?.user === user ? db.password : undefined);
+    const userKnown = u !== undefined || (db !== undefined && db.user === user);
+    return {
+      password,
+      userKnown,
+      pool: () => (db === undefined ? null : this.poolFor(db, user)),
+    };
+  }
+
+  specFor(db: DatabaseConfig, user: string): PoolSpec {
+    const s = this.settings;
+    const u = this.config.users.get(user);
+    const serverUser = db.user ?? user;
+    const serverPassword = db.user !== undefined ? db.password : u?.password;
+    return {
+      name: db.name,
+      user,
+      target: { host: db.host, port: db.port, database: db.dbname, user: serverUser, password: serverPassword },
+      mode: u?.pool_mode ?? db.pool_mode ?? s.pool_mode,
+      size: db.pool_size ?? s.default_pool_size,
+      minSize: db.min_pool_size ?? s.min_pool_size,
+    };
+  }
+
+  poolFor(db: DatabaseConfig, user: string): Pool {
+    const key = `${db.name}\u0000${user}`;
+    let pool = this.pools.get(key);
+    if (pool === undefined) {
+      pool = new Pool(this.specFor(db, user), () => this.settings);
+      this.pools.set(key, pool);
+      log.debug("pool", "created", { pool: db.name, user, mode: pool.mode, size: pool.spec.size });
+    }
+    return pool;
+  }
+
+  cancel(pid: number, secret: number): void {
+    if (!this.cancelKeys.cancel(pid, secret)) log.debug("client", "cancel request for an unknown key dropped", { pid });
+  }
+
+  clientOpened(c: ClientConn): boolean {
+    this.clients.add(c);
+    return this.clients.size <= this.settings.max_client_conn;
+  }
+
+  clientClosed(c: ClientConn): void {
+    this.clients.delete(c);
+  }
+}
