@@ -1,0 +1,4 @@
+// Test preload: bun ignores bunfig timeouts, so set the default here.
+import { setDefaultTimeout } from "bun:test";
+
+setDefaultTimeout(60_000);
