@@ -59,9 +59,11 @@ export class RawClient {
   async login(user: string, database: string, password = "", extra: Record<string, string> = {}): Promise<Msg[]> {
     this.send(startupMessage({ user, database, ...extra }));
     let scram: ScramClientExchange | null = null;
+    const seen: Msg[] = [];
     for (;;) {
       const m = await this.next();
-      if (m.tag === "E") return [m];
+      seen.push(m);
+      if (m.tag === "E") return seen;
       if (m.tag === "R") {
         const code = new DataView(m.body.buffer, m.body.byteOffset).getInt32(0);
         if (code === 3) this.send(new Writer().start(0x70).cstr(password).end().take());
@@ -74,7 +76,7 @@ export class RawClient {
           this.send(new Writer().start(0x70).str(scram!.serverFirst(new TextDecoder().decode(m.body.slice(4)))).end().take());
         }
       }
-      if (m.tag === "Z") return this.received.splice(0);
+      if (m.tag === "Z") return seen;
     }
   }
 
