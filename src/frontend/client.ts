@@ -264,8 +264,9 @@ export class ClientConn implements FrameSink, LinkedClient {
     if (this.state === "closed") return;
     this.closeReason = reason;
     this.flushForward();
-    this.outbox.end();
+    // Detach first: ending the socket may run the close handler at once.
     this.detach();
+    this.outbox.end();
   }
 
   /** The socket is gone. */
