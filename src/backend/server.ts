@@ -383,6 +383,7 @@ export class ServerConn implements FrameSink {
     this.closeReason = reason;
     this.flushForward();
     const wasLinked = this.client;
+    const wasConnecting = this.state === "connecting";
     this.state = "closed";
     this.client = null;
     if (this.outbox && this.socket) {
@@ -391,7 +392,8 @@ export class ServerConn implements FrameSink {
     } else {
       this.socket?.end();
     }
-    this.owner.serverClosed(this, reason);
+    if (wasConnecting) this.owner.serverLoginFailed(this, reason);
+    else this.owner.serverClosed(this, reason);
     if (wasLinked) wasLinked.serverLost(reason);
   }
 
