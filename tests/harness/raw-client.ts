@@ -18,7 +18,10 @@ export class RawClient {
   readonly received: Msg[] = [];
   private waiters: Array<() => void> = [];
   closed = false;
-  raw: Uint8Array[] = [];
+  /** When set, DataRows are only counted, not kept (for huge results). */
+  countDataRows = false;
+  dataRows = 0;
+  bytes = 0;
 
   static async connect(port: number, host = "127.0.0.1"): Promise<RawClient> {
     const c = new RawClient();
@@ -27,10 +30,13 @@ export class RawClient {
       port,
       socket: {
         data: (_s, chunk) => {
-          c.raw.push(chunk);
           try {
             c.framer.feed(chunk, {
-              frame: (tag, buf, start, end) => c.received.push({ tag: String.fromCharCode(tag), body: buf.slice(start + 5, end) }),
+              frame: (tag, buf, start, end) => {
+                c.bytes += end - start;
+                if (c.countDataRows && tag === 0x44) c.dataRows++;
+                else c.received.push({ tag: String.fromCharCode(tag), body: buf.slice(start + 5, end) });
+              },
             });
           } catch {
             /* tests inspect raw bytes when framing fails */
@@ -49,6 +55,12 @@ export class RawClient {
 
   private wake(): void {
     for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Stops (or restarts) reading from the socket, as a slow client would. */
+  pauseReading(on: boolean): void {
+    if (on) this.socket.pause();
+    else this.socket.resume();
   }
 
   send(bytes: Uint8Array): void {
