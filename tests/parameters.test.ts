@@ -39,8 +39,8 @@ test("SET by one client does not leak to another sharing the server, and each ke
   await a`SET DateStyle = 'German, DMY'`;
   await b`SET IntervalStyle = 'iso_8601'`;
   for (let i = 0; i < 5; i++) {
-    const ra = (await a.unsafe(settings))[0]!;
-    const rb = (await b.unsafe(settings))[0]!;
+    const ra = { ...(await a.unsafe(settings))[0] };
+    const rb = { ...(await b.unsafe(settings))[0] };
     expect(ra).toEqual({ tz: "America/New_York", ds: "German, DMY", app: "client-a", istyle: "postgres" });
     expect(rb).toEqual({ tz: "Etc/UTC", ds: "ISO, MDY", app: "client-b", istyle: "iso_8601" });
   }

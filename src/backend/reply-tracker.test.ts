@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { R_READY, R_SWALLOW, ReplyTracker } from "./reply-tracker.ts";
+import { INTERNAL, R_READY, R_SWALLOW, ReplyTracker } from "./reply-tracker.ts";
 
 const c = (s: string) => s.charCodeAt(0);
 function send(t: ReplyTracker, tags: string) {
@@ -67,7 +67,7 @@ test("Syncs sent during COPY IN are ignored, as PostgreSQL ignores them", () => 
 
 test("replies to internal requests are marked to be swallowed", () => {
   const t = new ReplyTracker();
-  t.sent(c("Q"), true);
+  t.sent(c("Q"), INTERNAL);
   send(t, "Q");
   expect(recv(t, "C") & R_SWALLOW).toBeTruthy();
   expect(recv(t, "Z") & R_SWALLOW).toBeTruthy();

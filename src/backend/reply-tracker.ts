@@ -37,14 +37,21 @@ export const K_CLOSE = 6;
 export const K_SYNC = 7;
 /** CopyDone/CopyFail: answered by nothing, but bounds which Syncs PostgreSQL ignored during COPY IN. */
 export const K_COPY_END = 8;
+/** A reply pgbun makes up itself (ParseComplete for a statement the server holds, CloseComplete): sent when it reaches the head. */
+export const K_SYNTH = 9;
 /** Set on requests pgbun made itself: their replies are swallowed, not forwarded. */
 export const INTERNAL = 0x10;
-const KIND = 0x0f;
+/** The request is meant to fail: its ErrorResponse is replaced by the one pgbun prepared (a client error the server cannot produce). */
+export const REPLACE_ERROR = 0x20;
+/** The request created or closed a named statement: its answer confirms pgbun's bookkeeping, its skipping undoes it. */
+export const HAS_OP = 0x40;
+export const KIND = 0x0f;
 
 // Flags returned by received().
 export const R_SWALLOW = 1; // the message answers an internal request
 export const R_POPPED = 2; // the message completed the request at the head
 export const R_READY = 4; // the message was ReadyForQuery
+export const R_REPLACE = 8; // the head request's error is to be replaced
 
 export type CopyState = "none" | "in" | "out" | "both";
 
@@ -59,6 +66,8 @@ export class ReplyTracker {
   copy: CopyState = "none";
   /** The status byte of the last ReadyForQuery. */
   txStatus = 0x49;
+  /** Told of every request an extended-protocol error makes PostgreSQL skip (with its flags). */
+  dropHook: ((entry: number) => void) | null = null;
 
   get owed(): number {
     return this.count;
@@ -69,6 +78,7 @@ export class ReplyTracker {
     return this.count === 0 && !this.inExtended && !this.skipTillSync && this.copy === "none";
   }
 
+  /** The entry at the head, flags included; 0 when nothing is owed. */
   get headKind(): number {
     return this.count === 0 ? 0 : this.ring[this.head]!;
   }
@@ -80,6 +90,22 @@ export class ReplyTracker {
     this.skipTillSync = false;
     this.copy = "none";
     this.txStatus = 0x49;
+  }
+
+  /** Queues a reply pgbun will make up once everything before it is answered. */
+  pushSynth(): void {
+    this.push(K_SYNTH);
+  }
+
+  /** Queues a request whose error is replaced (see REPLACE_ERROR). */
+  pushReplacing(kind: number): void {
+    this.push(kind | REPLACE_ERROR);
+    this.inExtended = true;
+  }
+
+  /** Removes the made-up reply at the head once it has been sent. */
+  popSynth(): void {
+    this.shift();
   }
 
   private push(kind: number): void {
@@ -107,9 +133,8 @@ export class ReplyTracker {
     return this.ring[(this.head + i) % this.ring.length]!;
   }
 
-  /** Records a message forwarded to the server (internal: made by pgbun, replies to be swallowed). */
-  sent(tag: number, internal = false): void {
-    const flag = internal ? INTERNAL : 0;
+  /** Records a message forwarded to the server; flag may add INTERNAL (made by pgbun, replies swallowed) and HAS_OP. */
+  sent(tag: number, flag = 0): void {
     if (this.skipTillSync && tag !== F_SYNC) return;
     switch (tag) {
       case F_QUERY:
@@ -159,6 +184,7 @@ export class ReplyTracker {
     const head = this.count === 0 ? 0 : this.ring[this.head]!;
     const kind = head & KIND;
     let flags = head & INTERNAL ? R_SWALLOW : 0;
+    if (head & REPLACE_ERROR) flags |= R_REPLACE;
     switch (tag) {
       case B_PARSE_COMPLETE:
       case B_BIND_COMPLETE:
@@ -204,7 +230,10 @@ export class ReplyTracker {
         // Inside a Query, or a failed commit at Sync, ReadyForQuery still follows; an extended-protocol
         // error makes PostgreSQL skip every message (even a Query) up to the next Sync.
         if (kind !== 0 && kind !== K_QUERY && kind !== K_SYNC) {
-          while (this.count > 0 && (this.ring[this.head]! & KIND) !== K_SYNC) this.shift();
+          while (this.count > 0 && (this.ring[this.head]! & KIND) !== K_SYNC) {
+            this.dropHook?.(this.ring[this.head]!);
+            this.shift();
+          }
           if (this.count === 0) this.skipTillSync = true;
           flags |= R_POPPED;
         }

@@ -14,12 +14,32 @@ import {
   B_ERROR_RESPONSE,
   B_PARAMETER_STATUS,
   B_READY_FOR_QUERY,
+  B_CLOSE_COMPLETE,
+  B_COMMAND_COMPLETE,
+  B_PARSE_COMPLETE,
+  F_BIND,
+  F_CLOSE,
+  F_PARSE,
   F_QUERY,
 } from "../protocol/tags.ts";
 import { readInt32 } from "../protocol/writer.ts";
 import type { PoolStats } from "../pool/stats.ts";
 import { changeSql, paramChanges, type ParamChange } from "./params.ts";
-import { R_READY, R_SWALLOW, ReplyTracker } from "./reply-tracker.ts";
+import {
+  HAS_OP,
+  INTERNAL,
+  K_BIND,
+  K_QUERY,
+  K_SYNTH,
+  KIND,
+  R_POPPED,
+  R_READY,
+  R_REPLACE,
+  R_SWALLOW,
+  REPLACE_ERROR,
+  ReplyTracker,
+} from "./reply-tracker.ts";
+import { closeStatement, DOOMED_BIND, type PreparedInfo } from "../protocol/statements.ts";
 import { ServerAuth, ServerAuthError } from "./server-auth.ts";
 
 export type ServerState = "connecting" | "idle" | "active" | "cleanup" | "closed";
@@ -29,6 +49,8 @@ export interface ServerOwner {
   readonly mode: PoolMode;
   readonly stats: PoolStats;
   readonly maxPacketSize: number;
+  /** Size of each server's prepared-statement cache (max_prepared_statements). */
+  readonly maxPrepared: number;
   serverReady(s: ServerConn): void;
   serverLoginFailed(s: ServerConn, reason: string): void;
   serverClosed(s: ServerConn, reason: string): void;
@@ -121,6 +143,17 @@ export class ServerConn implements FrameSink {
   private fwdStart = 0;
   private fwdEnd = 0;
   private lastError = "";
+  /** Statements prepared here by content name, least recently used first. */
+  readonly prepared = new Map<string, true>();
+  /** Statements whose cached plan went stale after DDL: closed and prepared again on next use. */
+  private readonly stale = new Set<string>();
+  /** Replies pgbun made up, sent in order once what precedes them is answered. */
+  private readonly synth: Array<[Uint8Array | (() => Uint8Array), (() => void) | undefined]> = [];
+  /** Errors to show the client in place of the server's, for requests meant to fail. */
+  private readonly replacements: Uint8Array[] = [];
+  /** Parse/Close of named statements in flight: [isParse, name]. */
+  private readonly statementOps: Array<[boolean, string, (() => void) | undefined]> = [];
+  private lastBound = "";
 
   constructor(
     readonly owner: ServerOwner,
@@ -128,6 +161,21 @@ export class ServerConn implements FrameSink {
   ) {
     this.framer = new Framer(owner.maxPacketSize);
     this.auth = new ServerAuth(target.user, target.password);
+    this.tracker.dropHook = (entry) => this.skipped(entry);
+  }
+
+  /** PostgreSQL skipped a request after an error: undo what pgbun assumed it would do. */
+  private skipped(entry: number): void {
+    if (entry & REPLACE_ERROR) this.replacements.shift();
+    const kind = entry & KIND;
+    if (kind === K_SYNTH) this.synth.shift()?.[1]?.();
+    if (entry & HAS_OP) {
+      const op = this.statementOps.shift();
+      if (op === undefined) return;
+      if (op[0]) this.prepared.delete(op[1]);
+      else this.prepared.set(op[1], true);
+      op[2]?.();
+    }
   }
 
   connect(): void {
@@ -174,17 +222,57 @@ export class ServerConn implements FrameSink {
       this.loginFrame(tag, buf, start, end);
       return;
     }
-    if (tag === B_PARAMETER_STATUS) {
-      const [name, value] = parseParameterStatus(buf, start, end);
-      this.reported.set(name, value);
-      const c = this.client;
-      if (c !== null && c.wanted.has(name)) c.wanted.set(name, value);
-    } else if (tag === B_ERROR_RESPONSE) {
-      this.lastError = parseErrorFields(buf, start, end).get("M") ?? "";
+    const head = this.tracker.headKind;
+    let replacement: Uint8Array | undefined;
+    switch (tag) {
+      case B_PARAMETER_STATUS: {
+        const [name, value] = parseParameterStatus(buf, start, end);
+        this.reported.set(name, value);
+        const c = this.client;
+        if (c !== null && c.wanted.has(name)) c.wanted.set(name, value);
+        break;
+      }
+      case B_ERROR_RESPONSE: {
+        const f = parseErrorFields(buf, start, end);
+        this.lastError = f.get("M") ?? "";
+        if (head & REPLACE_ERROR) replacement = this.replacements[0];
+        // After DDL a shared statement's plan is stale: PostgreSQL says so once; prepare it afresh next time.
+        if (f.get("C") === "0A000" && this.lastBound && this.lastError.startsWith("cached plan must not change result type")) {
+          this.prepared.delete(this.lastBound);
+          this.stale.add(this.lastBound);
+        }
+        break;
+      }
+      case B_PARSE_COMPLETE:
+      case B_CLOSE_COMPLETE:
+        if (head & HAS_OP) this.statementOps.shift();
+        break;
+      case B_COMMAND_COMPLETE:
+        // DISCARD ALL and DEALLOCATE ALL drop every statement on this server, whoever sent them.
+        if (buf[start + 5] === 0x44 && (end - start === 17 || end - start === 20)) {
+          const text = decodeCommandTag(buf, start, end);
+          if (text === "DISCARD ALL" || text === "DEALLOCATE ALL") {
+            this.prepared.clear();
+            this.stale.clear();
+            if (text === "DISCARD ALL") this.setByUs.clear();
+          }
+        }
+        break;
     }
     const status = tag === B_READY_FOR_QUERY ? buf[start + 5]! : 0;
     const flags = this.tracker.received(tag, status);
-    if (flags & R_SWALLOW) {
+    if (flags & R_REPLACE && replacement !== undefined) {
+      this.flushForward();
+      this.client?.outbox.send(replacement);
+      return;
+    }
+    if (flags & R_SWALLOW && (head & KIND) !== K_QUERY) {
+      // pgbun's own Parse or Close: its completion is swallowed, an error is the client's business.
+      if (tag !== B_ERROR_RESPONSE) {
+        if (flags & R_POPPED) this.emitSynth();
+        return;
+      }
+    } else if (flags & R_SWALLOW) {
       this.flushForward();
       const req = this.internal[0];
       req?.onReply(tag, buf, start, end);
@@ -193,6 +281,7 @@ export class ServerConn implements FrameSink {
         this.internal.shift();
         req.done(this);
       }
+      if (flags & R_POPPED) this.emitSynth();
       if (flags & R_READY) this.afterReady();
       return;
     }
@@ -221,7 +310,100 @@ export class ServerConn implements FrameSink {
       this.fwdStart = start;
       this.fwdEnd = end;
     }
+    if (flags & R_POPPED) this.emitSynth();
     if (flags & R_READY) this.afterReady();
+  }
+
+  /** Sends the made-up replies that have reached the head. */
+  private emitSynth(): void {
+    while ((this.tracker.headKind & KIND) === K_SYNTH) {
+      this.flushForward();
+      const s = this.synth.shift()![0];
+      this.client?.outbox.send(typeof s === "function" ? s() : s);
+      this.tracker.popSynth();
+    }
+  }
+
+  /** Answers the client with bytes pgbun makes up, after every reply owed before them. */
+  reply(bytes: Uint8Array | (() => Uint8Array), onSkip?: () => void): void {
+    if (this.tracker.skipTillSync) {
+      onSkip?.();
+      return;
+    }
+    if (this.tracker.owed === 0) {
+      this.flushForward();
+      this.client?.outbox.send(typeof bytes === "function" ? bytes() : bytes);
+      return;
+    }
+    this.tracker.pushSynth();
+    this.synth.push([bytes, onSkip]);
+  }
+
+  /** Makes PostgreSQL fail here as it would have for the client's request (aborting the transaction, skipping to Sync), showing `error` instead. */
+  failWith(error: Uint8Array): void {
+    if (this.tracker.skipTillSync) return;
+    this.tracker.pushReplacing(K_BIND);
+    this.replacements.push(error);
+    this.outbox!.send(DOOMED_BIND);
+  }
+
+  /**
+   * A client's Parse of a named statement: answered by pgbun when this server already holds it.
+   * `forget` undoes the client's name if PostgreSQL fails or skips the Parse.
+   */
+  parseStatement(info: PreparedInfo, forget: () => void): void {
+    if (this.tracker.skipTillSync) {
+      forget();
+      return;
+    }
+    if (this.prepared.has(info.serverName)) {
+      this.touch(info.serverName);
+      this.owner.stats.prepared_statements_hits++;
+      this.reply(PARSE_COMPLETE, forget);
+      return;
+    }
+    this.prepareHere(info, 0, forget);
+  }
+
+  /** A client's Bind or Describe of its named statement, renamed: the server prepares it first if it lacks it. */
+  useStatement(tag: number, info: PreparedInfo, renamed: Uint8Array): void {
+    if (this.prepared.has(info.serverName)) {
+      this.touch(info.serverName);
+      this.owner.stats.prepared_statements_hits++;
+    } else {
+      this.owner.stats.prepared_statements_misses++;
+      this.prepareHere(info, INTERNAL);
+    }
+    if (tag === F_BIND) this.lastBound = info.serverName;
+    this.tracker.sent(tag);
+    this.outbox!.send(renamed);
+  }
+
+  private touch(name: string): void {
+    this.prepared.delete(name);
+    this.prepared.set(name, true);
+  }
+
+  private prepareHere(info: PreparedInfo, flag: number, onSkip?: () => void): void {
+    const name = info.serverName;
+    if (this.stale.delete(name)) this.closeHere(name);
+    while (this.prepared.size >= this.owner.maxPrepared) {
+      const oldest = this.prepared.keys().next().value!;
+      this.prepared.delete(oldest);
+      this.owner.stats.prepared_statements_evictions++;
+      this.closeHere(oldest);
+    }
+    this.tracker.sent(F_PARSE, flag | HAS_OP);
+    this.statementOps.push([true, name, onSkip]);
+    this.prepared.set(name, true);
+    this.owner.stats.prepared_statements_prepared++;
+    this.outbox!.send(info.parse);
+  }
+
+  private closeHere(name: string): void {
+    this.tracker.sent(F_CLOSE, INTERNAL | HAS_OP);
+    this.statementOps.push([false, name, undefined]);
+    this.outbox!.send(closeStatement(name));
   }
 
   /** After a ReadyForQuery: hand the server back if nothing ties it to its client any more. */
@@ -307,7 +489,7 @@ export class ServerConn implements FrameSink {
   /** Sends a Query pgbun makes itself; its replies are swallowed and handed to `req`. */
   sendInternal(msg: Uint8Array, req: InternalRequest): void {
     this.internal.push(req);
-    this.tracker.sent(F_QUERY, true);
+    this.tracker.sent(F_QUERY, INTERNAL);
     this.outbox!.send(msg);
   }
 
@@ -439,6 +621,12 @@ class ParamSync implements InternalRequest {
     if (now !== undefined) this.client.wanted.set(key, now);
     else this.client.wanted.delete(key);
   }
+}
+
+const PARSE_COMPLETE = Uint8Array.of(B_PARSE_COMPLETE, 0, 0, 0, 4);
+
+function decodeCommandTag(buf: Uint8Array, start: number, end: number): string {
+  return new TextDecoder().decode(buf.subarray(start + 5, end - 1));
 }
 
 const NO_REPLY: InternalRequest = { onReply() {}, done() {} };

@@ -9,6 +9,8 @@ import { HIGH_WATER, Outbox } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
 import { backendKeyData, errorResponse, parameterStatus, READY_IDLE } from "../protocol/messages.ts";
+import { type PreparedInfo, serverStatementName, statementNameSpan, withStatementName } from "../protocol/statements.ts";
+import { sqlStatementCommand, type StatementAction } from "./statements.ts";
 import {
   F_BIND,
   F_CLOSE,
@@ -30,6 +32,27 @@ import { Login } from "./login.ts";
 export type ClientState = "login" | "idle" | "waiting" | "active" | "closed";
 
 let nextClientId = 1;
+
+const CLOSE_COMPLETE = Uint8Array.of(0x33, 0, 0, 0, 4);
+
+function runAction(server: ServerConn, a: StatementAction): void {
+  switch (a.kind) {
+    case "parse":
+      server.parseStatement(a.info, a.forget);
+      return;
+    case "use":
+      server.useStatement(a.tag, a.info, a.msg);
+      return;
+    case "fail":
+      server.failWith(a.error);
+      return;
+    case "reply": {
+      const b = a.bytes;
+      server.reply(typeof b === "function" ? () => b(server.tracker.txStatus) : b);
+      return;
+    }
+  }
+}
 
 /** Startup parameters that are not session settings. */
 const NOT_SETTINGS = new Set(["user", "database", "options", "replication"]);
@@ -57,7 +80,11 @@ export class ClientConn implements FrameSink, LinkedClient {
   /** Accepted beyond max_client_conn: refused once its startup packet can be answered. */
   overLimit = false;
   private login: Login | null;
-  private pending: Uint8Array[] = [];
+  private pending: Array<Uint8Array | StatementAction> = [];
+  /** Transaction and statement mode: protocol-level named statements are renamed and followed across servers. */
+  private rewrite = false;
+  /** This client's named statements: its name -> the server-side name and the Parse that creates it. */
+  readonly statements = new Map<string, PreparedInfo>();
   private pendingBytes = 0;
   private readPaused = false;
   private fwdBuf: Uint8Array | null = null;
@@ -147,6 +174,13 @@ export class ClientConn implements FrameSink, LinkedClient {
       default:
         throw new ProtocolError(`invalid frontend message type ${tag} ('${String.fromCharCode(tag)}')`);
     }
+    if (this.rewrite && (tag === F_PARSE || tag === F_BIND || tag === F_DESCRIBE || tag === F_CLOSE || tag === F_QUERY)) {
+      const action = tag === F_QUERY ? sqlStatementCommand(this, buf, start, end) : this.statementAction(tag, buf, start, end);
+      if (action !== null) {
+        this.dispatch(action);
+        return;
+      }
+    }
     const server = this.server;
     if (server !== null) {
       if (server.tracker.owed === 0) server.since = clock.now;
@@ -170,6 +204,53 @@ export class ClientConn implements FrameSink, LinkedClient {
     }
   }
 
+  /** A message naming one of this client's statements, turned into what pgbun does instead; null to forward as it is. */
+  private statementAction(tag: number, buf: Uint8Array, start: number, end: number): StatementAction | null {
+    const span = statementNameSpan(tag, buf, start, end);
+    if (span === null || span[0] === span[1]) return null; // unnamed statements pass through untouched
+    const name = new TextDecoder().decode(buf.subarray(span[0], span[1]));
+    if (tag === F_PARSE) {
+      if (this.statements.has(name)) {
+        return { kind: "fail", error: errorResponse({ severity: "ERROR", code: "42P05", message: `prepared statement "${name}" already exists` }) };
+      }
+      const serverName = serverStatementName(buf, end, span);
+      const info = { serverName, parse: withStatementName(buf, start, end, span, serverName) };
+      this.statements.set(name, info);
+      const forget = () => {
+        if (this.statements.get(name) === info) this.statements.delete(name);
+      };
+      return { kind: "parse", info, forget };
+    }
+    if (tag === F_CLOSE) {
+      // Closing only forgets this client's name: the server-side statement may serve others.
+      this.statements.delete(name);
+      return { kind: "reply", bytes: CLOSE_COMPLETE, query: false };
+    }
+    const info = this.statements.get(name);
+    // Unknown names go on unchanged: the server answers 26000 "prepared statement ... does not exist" as it would directly.
+    if (info === undefined) return null;
+    return { kind: "use", tag, info, msg: withStatementName(buf, start, end, span, info.serverName) };
+  }
+
+  private dispatch(action: StatementAction): void {
+    const server = this.server;
+    if (server !== null) {
+      this.flushForward();
+      runAction(server, action);
+      return;
+    }
+    if (action.kind === "reply" && this.pending.length === 0) {
+      // Nothing is owed: answer at once, without borrowing a server.
+      this.outbox.send(typeof action.bytes === "function" ? action.bytes(0x49) : action.bytes);
+      return;
+    }
+    this.pending.push(action);
+    if (this.state === "idle") {
+      this.waitStartedAt = performance.now();
+      this.pool!.acquire(this);
+    }
+  }
+
   private flushForward(): void {
     const buf = this.fwdBuf;
     if (buf === null) return;
@@ -185,8 +266,12 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.linkedAt = performance.now();
     const out = server.outbox!;
     for (const msg of this.pending) {
-      server.tracker.sent(msg[0]!);
-      out.send(msg);
+      if (msg instanceof Uint8Array) {
+        server.tracker.sent(msg[0]!);
+        out.send(msg);
+      } else {
+        runAction(server, msg);
+      }
     }
     this.pending = [];
     this.pendingBytes = 0;
@@ -206,6 +291,7 @@ export class ClientConn implements FrameSink, LinkedClient {
   authenticated(pool: ClientPool): void {
     this.login = null;
     this.pool = pool;
+    this.rewrite = pool.mode !== "session" && this.ctx.settings.max_prepared_statements > 0;
     pool.clientJoined(this);
     if (pool.welcome) this.welcomed(pool.welcome);
     else pool.awaitWelcome(this);

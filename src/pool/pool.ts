@@ -50,6 +50,9 @@ export class Pool implements ServerOwner, ClientPool {
   get maxPacketSize(): number {
     return this.settings().max_packet_size;
   }
+  get maxPrepared(): number {
+    return this.settings().max_prepared_statements;
+  }
 
   clientJoined(c: ClientConn): void {
     this.clients.add(c);

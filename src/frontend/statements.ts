@@ -1,0 +1,73 @@
+// What pgbun does instead of forwarding a client's statement commands in transaction and statement mode.
+
+import { errorResponse, readyForQuery } from "../protocol/messages.ts";
+import { queryText, type PreparedInfo } from "../protocol/statements.ts";
+
+export type StatementAction =
+  /** Parse of a new named statement. */
+  | { kind: "parse"; info: PreparedInfo; forget: () => void }
+  /** Bind or Describe of a known statement, with the name rewritten. */
+  | { kind: "use"; tag: number; info: PreparedInfo; msg: Uint8Array }
+  /** A request PostgreSQL would refuse; the server is made to fail likewise and the client sees `error`. */
+  | { kind: "fail"; error: Uint8Array }
+  /** A reply pgbun makes up (bytes, or built from the transaction status when a ReadyForQuery is part of it). */
+  | { kind: "reply"; bytes: Uint8Array | ((txStatus: number) => Uint8Array); query: boolean };
+
+interface StatementOwner {
+  readonly statements: Map<string, PreparedInfo>;
+}
+
+const DEALLOCATE_ALL = /^\s*(?:DEALLOCATE\s+(?:PREPARE\s+)?ALL|DISCARD\s+ALL)\s*;?\s*$/i;
+const DEALLOCATE_ONE = /^\s*DEALLOCATE\s+(?:PREPARE\s+)?(?:"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))\s*;?\s*$/i;
+const SQL_PREPARE = /^\s*(?:PREPARE|EXECUTE)\s/i;
+
+const commandComplete = (tag: string) => {
+  const body = new TextEncoder().encode(tag);
+  const out = new Uint8Array(body.length + 6);
+  out[0] = 0x43;
+  new DataView(out.buffer).setInt32(1, body.length + 5);
+  out.set(body, 5);
+  return out;
+};
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/**
+ * SQL that touches prepared statements, in a simple Query. DEALLOCATE ALL and DISCARD ALL go to the server (which then
+ * drops its statements) and empty the client's names; DEALLOCATE of a client's statement is answered here; SQL-level
+ * PREPARE/EXECUTE cannot follow a client across servers and is refused with a clear error.
+ */
+export function sqlStatementCommand(owner: StatementOwner, buf: Uint8Array, start: number, end: number): StatementAction | null {
+  const first = buf[start + 5]! | 0x20;
+  // Cheap filter: only queries starting with d, p, e or whitespace can be one of these.
+  if (first !== 0x64 && first !== 0x70 && first !== 0x65 && first !== 0x20 && first !== 0x29 && first !== 0x2a && first !== 0x2d) return null;
+  const sql = queryText(buf, start, end);
+  if (DEALLOCATE_ALL.test(sql)) {
+    owner.statements.clear();
+    return null;
+  }
+  const one = DEALLOCATE_ONE.exec(sql);
+  if (one) {
+    const name = one[1] !== undefined ? one[1].replace(/""/g, '"') : one[2]!.toLowerCase();
+    const known = owner.statements.has(name) ? name : one[1] === undefined && owner.statements.has(one[2]!) ? one[2]! : null;
+    if (known === null) return null; // the server answers 26000 as PostgreSQL would
+    owner.statements.delete(known);
+    const done = commandComplete("DEALLOCATE");
+    return { kind: "reply", bytes: (status) => concat(done, readyForQuery(status)), query: true };
+  }
+  if (SQL_PREPARE.test(sql)) {
+    const error = errorResponse({
+      severity: "ERROR",
+      code: "0A000",
+      message: "pgbun: SQL PREPARE/EXECUTE cannot follow a client across server connections in transaction or statement pooling mode",
+      hint: "use your driver's protocol-level prepared statements (pgbun supports them in every mode), or a database in pool_mode = session",
+    });
+    return { kind: "reply", bytes: (status) => concat(error, readyForQuery(status)), query: true };
+  }
+  return null;
+}

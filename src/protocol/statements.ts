@@ -1,0 +1,63 @@
+// Reading and rewriting the statement names in Parse, Bind, Describe and Close, and naming server statements by content.
+
+import { readCString } from "./messages.ts";
+import { F_BIND, F_CLOSE, F_DESCRIBE, F_PARSE } from "./tags.ts";
+import { Writer } from "./writer.ts";
+
+/** Where a message's statement name lies: [nameStart, nameEnd) in the buffer; null when the message names no statement. */
+export function statementNameSpan(tag: number, buf: Uint8Array, start: number, end: number): [number, number] | null {
+  let at = start + 5;
+  switch (tag) {
+    case F_PARSE:
+      break;
+    case F_BIND: {
+      const nul = buf.indexOf(0, at);
+      if (nul < 0 || nul >= end) return null;
+      at = nul + 1; // skip the portal name
+      break;
+    }
+    case F_DESCRIBE:
+    case F_CLOSE:
+      if (buf[at] !== 0x53) return null; // 'S' statement; 'P' portals pass through
+      at++;
+      break;
+    default:
+      return null;
+  }
+  const nul = buf.indexOf(0, at);
+  if (nul < 0 || nul >= end) return null;
+  return [at, nul];
+}
+
+/** The same message with the statement name at [nameStart, nameEnd) replaced. */
+export function withStatementName(buf: Uint8Array, start: number, end: number, span: [number, number], name: string): Uint8Array {
+  const w = new Writer(end - start + name.length * 3 + 8);
+  w.start(buf[start]!);
+  w.bytes(buf.subarray(start + 5, span[0]));
+  w.cstr(name);
+  w.bytes(buf.subarray(span[1] + 1, end));
+  return w.end().take();
+}
+
+/** The server-side name of a statement: the same query text and parameter types get the same name on every server. */
+export function serverStatementName(buf: Uint8Array, end: number, span: [number, number]): string {
+  const body = buf.subarray(span[1] + 1, end);
+  return "pgbun_" + Bun.hash(body).toString(36) + "_" + body.length.toString(36);
+}
+
+export function closeStatement(name: string): Uint8Array {
+  return new Writer(name.length + 8).start(F_CLOSE).byte(0x53).cstr(name).end().take();
+}
+
+/** A Bind naming a statement that cannot exist: PostgreSQL fails it, and skips to Sync exactly as for the real error. */
+export const DOOMED_BIND = new Writer(32).start(F_BIND).cstr("").cstr("pgbun_no_such_statement").int16(0).int16(0).int16(0).end().take();
+
+export function queryText(buf: Uint8Array, start: number, end: number): string {
+  return readCString(buf, start + 5, end)[0];
+}
+
+/** A client's named statement: the name it has on servers, and the Parse that creates it there. */
+export interface PreparedInfo {
+  serverName: string;
+  parse: Uint8Array;
+}
