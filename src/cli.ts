@@ -1,7 +1,7 @@
 // The command line: minimist flags to config inputs, --help and --version.
 
 import minimist from "minimist";
-import pkg from "../package.json" with { type: "json" };
+import { VERSION } from "./version.ts";
 import { ConfigError, envName, flagName } from "./config/errors.ts";
 import { loadConfig, type FlagValue } from "./config/load.ts";
 import { describeAllowed, SETTINGS, type Config } from "./config/schema.ts";
@@ -10,7 +10,7 @@ export { formatConfigError } from "./config/errors.ts";
 
 export type CliAction = { kind: "run"; config: Config } | { kind: "help"; text: string } | { kind: "version"; text: string };
 
-export const VERSION: string = pkg.version;
+export { VERSION };
 
 export function parseCli(argv: string[], env: Record<string, string | undefined>, cwd: string): CliAction {
   const args = minimist(argv, { string: ["config", "upstream", "listen", "stats-listen", "server-reset-query", "admin-users", "stats-users"], alias: { h: "help", v: "version" } });

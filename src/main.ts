@@ -1,16 +1,15 @@
-// Entry point: command line and config, the client listener, the janitor tick, and signals.
+// Entry point: command line and config, then the running process and its signals.
 
-import { parseCli, formatConfigError } from "./cli.ts";
+import { formatConfigError, parseCli } from "./cli.ts";
 import { ConfigError } from "./config/errors.ts";
-import { listen } from "./frontend/listener.ts";
-import { configureLog, log } from "./log.ts";
-import { startJanitor } from "./pool/janitor.ts";
-import { Registry } from "./pool/registry.ts";
+import { Lifecycle } from "./lifecycle.ts";
+import { log } from "./log.ts";
 
 function main(): void {
+  const argv = process.argv.slice(2);
   let action;
   try {
-    action = parseCli(process.argv.slice(2), process.env, process.cwd());
+    action = parseCli(argv, process.env, process.cwd());
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(formatConfigError(err) + "\n");
@@ -24,32 +23,29 @@ function main(): void {
   }
   const config = action.config;
   const s = config.settings;
-  configureLog({ level: s.log_level, format: s.log_format });
+  const app = new Lifecycle(config, argv, process.cwd());
   if (s.auth_type === "trust") {
     log.warn("main", "auth_type is trust: ANY client that can reach the listener logs in WITHOUT a password; use only for local development");
   }
-  const registry = new Registry(config);
-  let server;
+  let port: number;
   try {
-    server = listen(registry, s.listen.host, s.listen.port);
+    port = app.start();
   } catch (err) {
     process.stderr.write(
-      `pgbun: cannot listen on ${s.listen.host}:${s.listen.port}: ${(err as Error).message}; choose another address with --listen or listen in the config\n`,
+      `pgbun: cannot listen on ${s.listen.host}:${s.listen.port} (or stats_listen): ${(err as Error).message}; choose another address with --listen / --stats-listen\n`,
     );
     process.exit(1);
   }
-  const stopJanitor = startJanitor(registry);
-  process.stdout.write(`pgbun listening on ${s.listen.host}:${server.port}\n`);
-  log.info("main", "started", { listen: `${s.listen.host}:${server.port}`, pool_mode: s.pool_mode, databases: [...config.databases.keys()].join(",") });
+  process.stdout.write(`pgbun listening on ${s.listen.host}:${port}\n`);
+  if (app.httpPort !== null) process.stdout.write(`pgbun stats on http://${s.stats_listen!.host}:${app.httpPort}\n`);
+  log.info("main", "started", { listen: `${s.listen.host}:${port}`, pool_mode: s.pool_mode, databases: [...config.databases.keys()].join(",") });
 
-  const stop = (signal: string) => {
-    log.info("main", "stopping", { signal });
-    server.stop(true);
-    stopJanitor();
-    process.exit(0);
-  };
-  process.on("SIGINT", () => stop("SIGINT"));
-  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGHUP", () => app.reload());
+  process.on("SIGTERM", () => app.gracefulStop());
+  process.on("SIGINT", () => {
+    log.info("main", "SIGINT: closing at once");
+    app.exit(0);
+  });
 }
 
 main();

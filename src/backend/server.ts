@@ -154,6 +154,8 @@ export class ServerConn implements FrameSink {
   /** Parse/Close of named statements in flight: [isParse, name]. */
   private readonly statementOps: Array<[boolean, string, (() => void) | undefined]> = [];
   private lastBound = "";
+  /** When the client's current request began (performance.now()), for query_time. */
+  requestStartedAt = 0;
 
   constructor(
     readonly owner: ServerOwner,
@@ -294,6 +296,10 @@ export class ServerConn implements FrameSink {
     if (flags & R_READY) {
       this.since = clock.now;
       this.owner.stats.query_count++;
+      if (this.tracker.owed === 0 && this.requestStartedAt > 0) {
+        this.owner.stats.query_time_us += Math.round((performance.now() - this.requestStartedAt) * 1000);
+        this.requestStartedAt = 0;
+      }
       if (status === 0x49) this.owner.stats.xact_count++;
       if (this.owner.mode === "statement" && status !== 0x49 && this.tracker.quiet) {
         // Hold back this ReadyForQuery: the client gets an error and an idle status instead.
@@ -312,6 +318,12 @@ export class ServerConn implements FrameSink {
     }
     if (flags & R_POPPED) this.emitSynth();
     if (flags & R_READY) this.afterReady();
+  }
+
+  /** The linked client sent a request while nothing was owed. */
+  requestStarted(): void {
+    this.since = clock.now;
+    this.requestStartedAt = performance.now();
   }
 
   /** Sends the made-up replies that have reached the head. */

@@ -183,7 +183,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     }
     const server = this.server;
     if (server !== null) {
-      if (server.tracker.owed === 0) server.since = clock.now;
+      if (server.tracker.owed === 0) server.requestStarted();
       server.tracker.sent(tag);
       if (this.fwdBuf === buf && this.fwdEnd === start) {
         this.fwdEnd = end;
@@ -258,12 +258,23 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.server?.outbox!.send(buf.subarray(this.fwdStart, this.fwdEnd));
   }
 
+  /** The messages that waited for a server, for a pool that answers them itself (the admin console). */
+  takePending(): Uint8Array[] {
+    const out = this.pending.filter((m): m is Uint8Array => m instanceof Uint8Array);
+    this.pending = [];
+    this.pendingBytes = 0;
+    if (this.state === "waiting" || this.state === "idle") this.state = "idle";
+    if (this.readPaused) this.pauseReading(false);
+    return out;
+  }
+
   /** Called by the pool once the server is ours (after server.link()): sends what waited for it. */
   linked(server: ServerConn): void {
     this.server = server;
     this.state = "active";
     this.since = clock.now;
     this.linkedAt = performance.now();
+    server.requestStarted();
     const out = server.outbox!;
     for (const msg of this.pending) {
       if (msg instanceof Uint8Array) {

@@ -27,6 +27,8 @@ export interface LoginTarget {
   userKnown: boolean;
   /** The pool, or null when the database does not exist. */
   pool(): ClientPool | null;
+  /** After a successful login: a reason to refuse it anyway ([SQLSTATE, message]), or null. */
+  refusal(): [string, string] | null;
 }
 
 export interface ClientContext {

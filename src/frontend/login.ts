@@ -183,6 +183,11 @@ export class Login {
       c.fatal("28P01", `password authentication failed for user "${c.user}"`);
       return;
     }
+    const refusal = this.target!.refusal();
+    if (refusal !== null) {
+      c.fatal(refusal[0], refusal[1]);
+      return;
+    }
     const pool = this.target!.pool();
     if (pool === null) {
       c.fatal("3D000", `database "${c.database}" does not exist`);

@@ -1,15 +1,17 @@
 // The one periodic tick that enforces every timeout and keeps min_pool_size servers warm.
 
 import { clock } from "../clock.ts";
+import type { ClientConn } from "../frontend/client.ts";
 import type { Registry } from "./registry.ts";
 
 /** PgBouncer and PgDog both check a few times a second; timeouts are in seconds, so this is precise enough. */
 export const TICK_MS = 250;
 
-export function startJanitor(reg: Registry): () => void {
+export function startJanitor(reg: Registry, sweep?: (c: ClientConn) => void): () => void {
   const timer = setInterval(() => {
     clock.now = Date.now();
     tick(reg, clock.now);
+    if (sweep) for (const c of [...reg.clients]) sweep(c);
   }, TICK_MS);
   return () => clearInterval(timer);
 }

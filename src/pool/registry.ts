@@ -3,7 +3,8 @@
 import type { Config, DatabaseConfig, Settings } from "../config/schema.ts";
 import { CancelKeys } from "../frontend/cancel-keys.ts";
 import type { ClientConn } from "../frontend/client.ts";
-import type { ClientContext, LoginTarget } from "../frontend/context.ts";
+import type { ClientContext, ClientPool, LoginTarget } from "../frontend/context.ts";
+import { ADMIN_DATABASES } from "../admin/databases.ts";
 import { log } from "../log.ts";
 import { Pool, type PoolSpec } from "./pool.ts";
 
@@ -12,6 +13,10 @@ export class Registry implements ClientContext {
   readonly clients = new Set<ClientConn>();
   readonly cancelKeys: CancelKeys;
   readonly startedAt = Date.now();
+  /** Databases refused to new clients (admin DISABLE). */
+  readonly disabled = new Set<string>();
+  /** The admin console for a user, or null when the user may not use it; set by the process that runs the console. */
+  admin: ((user: string) => ClientPool | null) | null = null;
 
   constructor(
     public config: Config,
@@ -26,15 +31,33 @@ export class Registry implements ClientContext {
   }
 
   lookup(database: string, user: string): LoginTarget {
-    const db = this.config.databases.get(database);
     const u = this.config.users.get(user);
+    if (ADMIN_DATABASES.has(database) && !this.config.databases.has(database)) {
+      const adminPool = this.admin?.(user) ?? null;
+      return {
+        password: u?.password ?? this.forcedUserPassword(user),
+        userKnown: u !== undefined || this.forcedUserPassword(user) !== undefined,
+        pool: () => adminPool,
+        // Details stay out of the message: whether the console exists for others is nobody's business.
+        refusal: () => (adminPool === null ? ["42501", "permission denied"] : null),
+      };
+    }
+    const db = this.config.databases.get(database);
     const password = u?.password ?? (db?.user === user ? db.password : undefined);
     const userKnown = u !== undefined || (db !== undefined && db.user === user);
     return {
       password,
       userKnown,
       pool: () => (db === undefined ? null : this.poolFor(db, user)),
+      refusal: () =>
+        this.disabled.has(database) ? ["57P03", `pgbun: database "${database}" is disabled (DISABLE on the admin console; ENABLE reverses it)`] : null,
     };
+  }
+
+  /** The password of a user known only as some database's forced user. */
+  private forcedUserPassword(user: string): string | undefined {
+    for (const d of this.config.databases.values()) if (d.user === user && d.password !== undefined) return d.password;
+    return undefined;
   }
 
   specFor(db: DatabaseConfig, user: string): PoolSpec {

@@ -1,0 +1,180 @@
+// The running process: listener, janitor, HTTP endpoint and admin console, reload and the two kinds of shutdown.
+
+import type { Server, TCPSocketListener } from "bun";
+import { AdminPool, type Controller } from "./admin/console.ts";
+import { formatConfigError, parseCli } from "./cli.ts";
+import { ConfigError } from "./config/errors.ts";
+import type { Config } from "./config/schema.ts";
+import type { ClientConn } from "./frontend/client.ts";
+import { listen } from "./frontend/listener.ts";
+import { configureLog, log } from "./log.ts";
+import { startHttp, type HealthSource } from "./metrics/http.ts";
+import { StatsWindow } from "./metrics/stats-window.ts";
+import { startJanitor } from "./pool/janitor.ts";
+import type { Pool } from "./pool/pool.ts";
+import { Registry } from "./pool/registry.ts";
+import type { ServerTarget } from "./backend/server.ts";
+
+export class Lifecycle implements Controller, HealthSource {
+  readonly registry: Registry;
+  readonly statsWindow: StatsWindow;
+  private listener: TCPSocketListener<ClientConn> | null = null;
+  private http: Server<undefined> | null = null;
+  private timers: Array<() => void> = [];
+  private stopping = false;
+
+  constructor(
+    config: Config,
+    private readonly argv: string[],
+    private readonly cwd: string,
+  ) {
+    this.registry = new Registry(config);
+    this.statsWindow = new StatsWindow(this.registry);
+    const s = config.settings;
+    this.registry.admin = (user) => {
+      const st = this.registry.settings;
+      if (st.admin_users.includes(user)) return new AdminPool(this, false);
+      if (st.stats_users.includes(user)) return new AdminPool(this, true);
+      return null;
+    };
+    configureLog({ level: s.log_level, format: s.log_format });
+  }
+
+  /** Starts accepting; returns the bound port. Throws when the address is taken. */
+  start(): number {
+    const s = this.registry.settings;
+    this.listener = listen(this.registry, s.listen.host, s.listen.port, s.workers > 1);
+    this.timers.push(startJanitor(this.registry, (c) => this.sweep(c)));
+    const period = setInterval(() => this.statsWindow.roll(), Math.max(1, s.stats_period) * 1000);
+    this.timers.push(() => clearInterval(period));
+    if (s.stats_listen) this.http = startHttp(this, s.stats_listen.host, s.stats_listen.port);
+    return this.listener.port;
+  }
+
+  get httpPort(): number | null {
+    return this.http?.port ?? null;
+  }
+
+  listening(): boolean {
+    return this.listener !== null && !this.stopping;
+  }
+
+  /** Per tick: clients of removed pools, and during a graceful shutdown every client, leave once between transactions. */
+  private sweep(c: ClientConn): void {
+    if (c.state !== "idle") return;
+    const pool = c.pool as Pool | null;
+    if (this.stopping) c.fatal("57P01", "pgbun is shutting down");
+    else if (pool?.draining) c.fatal("57P01", `pgbun: database "${pool.spec.name}" was removed from the config`);
+  }
+
+  reload(): string | null {
+    let next: Config;
+    try {
+      const action = parseCli(this.argv, process.env, this.cwd);
+      if (action.kind !== "run") return "the command line asks for help or version";
+      next = action.config;
+    } catch (err) {
+      const message = err instanceof ConfigError ? formatConfigError(err) : (err as Error).message;
+      log.error("main", "reload refused; the running config stays", { error: message });
+      return message;
+    }
+    this.apply(next);
+    log.info("main", "config reloaded", { databases: [...next.databases.keys()].join(","), users: next.users.size });
+    return null;
+  }
+
+  private apply(next: Config): void {
+    const reg = this.registry;
+    const before = reg.settings;
+    reg.config = next;
+    configureLog({ level: next.settings.log_level, format: next.settings.log_format });
+    if (before.listen.host !== next.settings.listen.host || before.listen.port !== next.settings.listen.port) {
+      log.warn("main", "listen changed in the config: it applies at the next restart");
+    }
+    for (const [key, pool] of reg.pools) {
+      const db = next.databases.get(pool.spec.name);
+      if (db === undefined || !reg.lookup(pool.spec.name, pool.spec.user).userKnown) {
+        pool.draining = true;
+        pool.retireAll();
+        if (pool.clients.size === 0 && pool.servers.size === 0) reg.pools.delete(key);
+        continue;
+      }
+      const spec = reg.specFor(db, pool.spec.user);
+      if (!sameTarget(pool.spec.target, spec.target)) pool.retireAll();
+      pool.spec = spec;
+      pool.grow();
+    }
+  }
+
+  private poolsOf(db: string | null): Pool[] {
+    return [...this.registry.pools.values()].filter((p) => db === null || p.spec.name === db);
+  }
+
+  async pause(db: string | null): Promise<void> {
+    const pools = this.poolsOf(db);
+    for (const p of pools) p.paused = true;
+    // Transactions in flight finish; then the servers are closed, as PgBouncer's PAUSE does.
+    while (pools.some((p) => p.activeServers > 0)) await Bun.sleep(20);
+    for (const p of pools) for (const s of p.idle.splice(0)) s.close("PAUSE");
+  }
+
+  resume(db: string | null): void {
+    for (const p of this.poolsOf(db)) p.resume();
+  }
+
+  reconnect(db: string | null): void {
+    for (const p of this.poolsOf(db)) p.retireAll();
+  }
+
+  kill(db: string): void {
+    for (const p of this.poolsOf(db)) {
+      p.paused = true;
+      for (const c of [...p.clients]) c.fatal("57P01", `pgbun: database "${db}" was killed on the admin console (KILL)`);
+      for (const s of [...p.servers]) s.close("KILL");
+    }
+  }
+
+  shutdown(waitForClients: boolean): void {
+    if (!waitForClients) {
+      log.info("main", "SHUTDOWN from the admin console");
+      setTimeout(() => this.exit(0), 20);
+      return;
+    }
+    this.listener?.stop(false);
+    this.stopping = true;
+    log.info("main", "SHUTDOWN WAIT_FOR_CLIENTS: no new clients; exiting when the last one leaves");
+    const check = setInterval(() => {
+      if (this.registry.clients.size === 0) this.exit(0);
+    }, 50);
+    this.timers.push(() => clearInterval(check));
+  }
+
+  /** SIGTERM: stop accepting, let open transactions finish for up to shutdown_timeout, then close what remains. */
+  gracefulStop(): void {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.listener?.stop(false);
+    const limit = this.registry.settings.shutdown_timeout * 1000;
+    const started = Date.now();
+    log.info("main", "SIGTERM: no new clients; waiting for transactions in flight", { shutdown_timeout: this.registry.settings.shutdown_timeout });
+    const check = setInterval(() => {
+      if (this.registry.clients.size === 0) this.exit(0);
+      else if (Date.now() - started > limit) {
+        for (const c of [...this.registry.clients]) c.fatal("57P01", "pgbun is shutting down (shutdown_timeout reached)");
+        setTimeout(() => this.exit(0), 50);
+      }
+    }, 50);
+    this.timers.push(() => clearInterval(check));
+  }
+
+  exit(code: number): never {
+    for (const stop of this.timers) stop();
+    this.listener?.stop(true);
+    this.http?.stop(true);
+    process.exit(code);
+  }
+}
+
+function sameTarget(a: ServerTarget, b: ServerTarget): boolean {
+  return a.host === b.host && a.port === b.port && a.database === b.database && a.user === b.user && a.password === b.password;
+}

@@ -1,0 +1,103 @@
+// Reads the pools' live state and counters into one plain shape, shared by SHOW, /stats and /metrics.
+
+import type { Pool } from "../pool/pool.ts";
+import type { Registry } from "../pool/registry.ts";
+
+export interface PoolSnapshot {
+  database: string;
+  user: string;
+  pool_mode: string;
+  pool_size: number;
+  cl_active: number;
+  cl_waiting: number;
+  cl_idle: number;
+  sv_active: number;
+  sv_idle: number;
+  sv_login: number;
+  sv_cleanup: number;
+  maxwait_us: number;
+  total_xact_count: number;
+  total_query_count: number;
+  total_received: number;
+  total_sent: number;
+  total_xact_time_us: number;
+  total_query_time_us: number;
+  total_wait_time_us: number;
+  total_server_assignment_count: number;
+  total_server_assignment_fresh: number;
+  server_connections_opened: number;
+  server_connections_failed: number;
+  server_connections_current: number;
+  server_connections_peak: number;
+  wait_timeouts: number;
+  prepared_statements_prepared: number;
+  prepared_statements_hits: number;
+  prepared_statements_misses: number;
+  prepared_statements_evictions: number;
+  paused: boolean;
+  last_error: string;
+}
+
+export function snapshotPool(p: Pool, nowMs = performance.now()): PoolSnapshot {
+  let clActive = 0;
+  let clWaiting = 0;
+  let clIdle = 0;
+  let oldestWait = nowMs;
+  for (const c of p.clients) {
+    if (c.state === "active") clActive++;
+    else if (c.state === "waiting") {
+      clWaiting++;
+      if (c.waitStartedAt < oldestWait) oldestWait = c.waitStartedAt;
+    } else if (c.state === "idle") clIdle++;
+  }
+  let svActive = 0;
+  let svIdle = 0;
+  let svLogin = 0;
+  let svCleanup = 0;
+  for (const s of p.servers) {
+    if (s.state === "active") svActive++;
+    else if (s.state === "idle") svIdle++;
+    else if (s.state === "connecting") svLogin++;
+    else if (s.state === "cleanup") svCleanup++;
+  }
+  const st = p.stats;
+  return {
+    database: p.spec.name,
+    user: p.spec.user,
+    pool_mode: p.spec.mode,
+    pool_size: p.spec.size,
+    cl_active: clActive,
+    cl_waiting: clWaiting,
+    cl_idle: clIdle,
+    sv_active: svActive,
+    sv_idle: svIdle,
+    sv_login: svLogin,
+    sv_cleanup: svCleanup,
+    maxwait_us: clWaiting > 0 ? Math.round((nowMs - oldestWait) * 1000) : 0,
+    total_xact_count: st.xact_count,
+    total_query_count: st.query_count,
+    total_received: st.bytes_received,
+    total_sent: st.bytes_sent,
+    total_xact_time_us: st.xact_time_us,
+    total_query_time_us: st.query_time_us,
+    total_wait_time_us: st.wait_time_us,
+    total_server_assignment_count: st.server_assignment_count,
+    total_server_assignment_fresh: st.server_assignment_fresh,
+    server_connections_opened: st.server_connections_opened,
+    server_connections_failed: st.server_connections_failed,
+    server_connections_current: p.servers.size,
+    server_connections_peak: st.server_connections_peak,
+    wait_timeouts: st.wait_timeouts,
+    prepared_statements_prepared: st.prepared_statements_prepared,
+    prepared_statements_hits: st.prepared_statements_hits,
+    prepared_statements_misses: st.prepared_statements_misses,
+    prepared_statements_evictions: st.prepared_statements_evictions,
+    paused: p.paused,
+    last_error: p.lastError,
+  };
+}
+
+export function snapshotAll(reg: Registry): PoolSnapshot[] {
+  const now = performance.now();
+  return [...reg.pools.values()].map((p) => snapshotPool(p, now));
+}
