@@ -1,0 +1,161 @@
+// The HTTP endpoint (checked with promtool) and the process lifecycle: SIGHUP reload, SIGTERM drain, SIGINT, log formats.
+
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { startPostgres, freePort, type PgInstance } from "./harness/postgres.ts";
+import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
+import { writeConfig } from "./harness/config-file.ts";
+import { errorCode, msg, RawClient } from "./harness/raw-client.ts";
+
+let pg: PgInstance;
+const started: PgbunProcess[] = [];
+
+beforeAll(async () => {
+  pg = await startPostgres();
+  await pg.psql("CREATE DATABASE other OWNER app");
+});
+afterEach(async () => {
+  for (const p of started.splice(0)) await p.stop();
+});
+afterAll(async () => {
+  await pg.stop();
+});
+
+function config(statsPort: number, dbs = ["app"], extra = ""): string {
+  return `[pgbun]
+pool_mode = "transaction"
+default_pool_size = 2
+stats_listen = "127.0.0.1:${statsPort}"
+shutdown_timeout = 5
+${extra}
+${dbs.map((d) => `[databases.${d}]\nhost = "127.0.0.1"\nport = ${pg.port}\nuser = "app"\npassword = "apppass"\n`).join("\n")}
+[users.app]
+password = "apppass"
+`;
+}
+
+async function pgbun(text: string, file?: string): Promise<{ p: PgbunProcess; file: string }> {
+  const f = writeConfig(text, file);
+  const p = await startPgbun(["--config", f]);
+  started.push(p);
+  return { p, file: f };
+}
+
+async function queries(p: PgbunProcess, db: string, n: number): Promise<void> {
+  const c = await RawClient.connect(p.port);
+  await c.login("app", db, "apppass");
+  for (let i = 0; i < n; i++) {
+    c.send(msg.query("SELECT 1"));
+    await c.untilReady();
+  }
+  c.close();
+}
+
+describe("HTTP endpoint", () => {
+  test("/metrics passes promtool check metrics and counts the transactions sent", async () => {
+    const port = await freePort();
+    const { p } = await pgbun(config(port));
+    await queries(p, "app", 12);
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const check = Bun.spawnSync(["promtool", "check", "metrics"], { stdin: new TextEncoder().encode(text) });
+    expect(check.stdout.toString() + check.stderr.toString()).toBe("");
+    expect(check.exitCode).toBe(0);
+    expect(text).toContain('pgbun_pool_transactions_total{database="app",user="app"} 12');
+    expect(text).toContain('pgbun_pool_server_connections{database="app",user="app",state="idle"} 1');
+    expect(text).toMatch(/pgbun_process_resident_memory_bytes \d+/);
+  });
+
+  test("/stats is JSON with the same counters; reset-peak resets the peak", async () => {
+    const port = await freePort();
+    const { p } = await pgbun(config(port));
+    await queries(p, "app", 5);
+    const s = await (await fetch(`http://127.0.0.1:${port}/stats`)).json();
+    const pool = s.pools.find((x: { database: string }) => x.database === "app");
+    expect(pool.total_xact_count).toBe(5);
+    expect(pool.total_server_assignment_count).toBe(5);
+    expect(pool.total_server_assignment_fresh).toBe(1);
+    expect(pool.server_connections_opened).toBe(1);
+    expect((await fetch(`http://127.0.0.1:${port}/stats/reset-peak`, { method: "POST" })).status).toBe(200);
+  });
+
+  test("/healthz is 200 while PostgreSQL is up and 503 with the error while it is down", async () => {
+    const port = await freePort();
+    await pgbun(config(port));
+    const up = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(up.status).toBe(200);
+    expect((await up.json()).components.upstreams[0].status).toBe("up");
+    await pg.stop();
+    try {
+      const down = await fetch(`http://127.0.0.1:${port}/healthz`);
+      expect(down.status).toBe(503);
+      const body = await down.json();
+      expect(body.components.listener.status).toBe("up");
+      expect(body.components.upstreams[0].status).toBe("down");
+      expect(body.components.upstreams[0].error).toBeTruthy();
+    } finally {
+      await pg.start();
+    }
+  });
+});
+
+describe("lifecycle", () => {
+  test("SIGHUP re-reads the config: a new database appears, a removed one is refused, a bad file is refused and logged", async () => {
+    const port = await freePort();
+    const { p, file } = await pgbun(config(port, ["app"]));
+    writeConfig(config(port, ["app", "other"]), file);
+    p.proc.kill("SIGHUP");
+    await Bun.sleep(300);
+    await queries(p, "other", 1);
+    writeConfig(config(port, ["other"]), file);
+    p.proc.kill("SIGHUP");
+    await Bun.sleep(300);
+    const c = await RawClient.connect(p.port);
+    const m = await c.login("app", "app", "apppass");
+    expect(errorCode(m.at(-1)!)).toBe("3D000");
+    writeConfig("[pgbun]\nno_such_key = 1\n", file);
+    p.proc.kill("SIGHUP");
+    await Bun.sleep(300);
+    expect(p.output()).toContain("reload refused");
+    await queries(p, "other", 1);
+  });
+
+  test("SIGTERM: no new clients, the open transaction may still COMMIT, then exit 0", async () => {
+    const port = await freePort();
+    const { p } = await pgbun(config(port));
+    const c = await RawClient.connect(p.port);
+    await c.login("app", "app", "apppass");
+    c.send(msg.query("BEGIN"));
+    await c.untilReady();
+    p.proc.kill("SIGTERM");
+    await Bun.sleep(200);
+    await expect(RawClient.connect(p.port)).rejects.toThrow();
+    c.send(msg.query("SELECT 1"));
+    expect(await c.untilReady()).toEqual(["T", "D", "C", "Z:T"]);
+    c.send(msg.query("COMMIT"));
+    expect(await c.untilReady()).toEqual(["C", "Z:I"]);
+    expect(await p.proc.exited).toBe(0);
+  });
+
+  test("SIGINT closes at once", async () => {
+    const port = await freePort();
+    const { p } = await pgbun(config(port));
+    const c = await RawClient.connect(p.port);
+    await c.login("app", "app", "apppass");
+    c.send(msg.query("BEGIN"));
+    await c.untilReady();
+    p.proc.kill("SIGINT");
+    expect(await p.proc.exited).toBe(0);
+    await c.waitClosed();
+  });
+
+  test("log_format = json writes one JSON object per line, with connection and disconnection events", async () => {
+    const port = await freePort();
+    const { p } = await pgbun(config(port, ["app"], 'log_format = "json"'));
+    await queries(p, "app", 1);
+    await Bun.sleep(100);
+    const lines = p.output().split("\n").filter((l) => l.startsWith("{"));
+    const events = lines.map((l) => JSON.parse(l));
+    expect(events.some((e) => e.component === "client" && e.msg === "login" && e.user === "app")).toBe(true);
+    expect(events.some((e) => e.msg === "disconnect" && typeof e.reason === "string")).toBe(true);
+    for (const e of events) expect(typeof e.time).toBe("string");
+  });
+});
