@@ -68,8 +68,8 @@ describe("HTTP endpoint", () => {
     const port = await freePort();
     const { p } = await pgbun(config(port));
     await queries(p, "app", 5);
-    const s = await (await fetch(`http://127.0.0.1:${port}/stats`)).json();
-    const pool = s.pools.find((x: { database: string }) => x.database === "app");
+    const s = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { pools: Array<Record<string, unknown>> };
+    const pool = s.pools.find((x) => x.database === "app")!;
     expect(pool.total_xact_count).toBe(5);
     expect(pool.total_server_assignment_count).toBe(5);
     expect(pool.total_server_assignment_fresh).toBe(1);
@@ -82,15 +82,15 @@ describe("HTTP endpoint", () => {
     await pgbun(config(port));
     const up = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(up.status).toBe(200);
-    expect((await up.json()).components.upstreams[0].status).toBe("up");
+    expect(((await up.json()) as { components: { upstreams: Array<{ status: string }> } }).components.upstreams[0]!.status).toBe("up");
     await pg.stop();
     try {
       const down = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(down.status).toBe(503);
-      const body = await down.json();
+      const body = (await down.json()) as { components: { listener: { status: string }; upstreams: Array<{ status: string; error: string }> } };
       expect(body.components.listener.status).toBe("up");
-      expect(body.components.upstreams[0].status).toBe("down");
-      expect(body.components.upstreams[0].error).toBeTruthy();
+      expect(body.components.upstreams[0]!.status).toBe("down");
+      expect(body.components.upstreams[0]!.error).toBeTruthy();
     } finally {
       await pg.start();
     }

@@ -60,6 +60,9 @@ export class AdminPool implements ClientPool {
     c.welcomed(WELCOME);
   }
   clientJoined(): void {}
+  tryLink(): boolean {
+    return false;
+  }
   clientLeft(): void {}
 
   acquire(c: ClientConn): void {

@@ -4,7 +4,7 @@ import type { Socket, SocketHandler } from "bun";
 import type { PoolMode } from "../config/schema.ts";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
-import { Outbox } from "../net/outbox.ts";
+import { beginBatch, endBatch, Outbox } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
 import { cancelRequest, parseErrorFields, parseParameterStatus, query, startupMessage, TERMINATE } from "../protocol/messages.ts";
@@ -65,6 +65,10 @@ export interface LinkedClient {
   readonly id: number;
   readonly outbox: Outbox;
   readonly wanted: Map<string, string>;
+  /** A signature of `wanted`: clients with equal keys need no SET between them. */
+  paramsKey(): string;
+  /** Changes one wanted parameter (undefined removes it). */
+  setWanted(name: string, value: string | undefined): void;
   /** The server connection died under the client. */
   serverLost(message: string): void;
   /** The pool took the server back; the client is unlinked. */
@@ -90,11 +94,15 @@ export interface ServerTarget {
 let nextServerId = 1;
 
 const handlers: SocketHandler<ServerConn> = {
+  // Plain Uint8Arrays: cheaper to make than Buffers, and all pgbun needs.
+  binaryType: "uint8array",
   open(socket) {
     socket.data.opened(socket);
   },
   data(socket, chunk) {
+    const began = beginBatch();
     socket.data.onData(chunk);
+    endBatch(began);
   },
   drain(socket) {
     socket.data.outbox?.drain();
@@ -128,6 +136,8 @@ export class ServerConn implements FrameSink {
   readonly reported = new Map<string, string>();
   /** Non-reported parameters pgbun SET here for a client. */
   readonly setByUs = new Map<string, string>();
+  /** paramsKey() of the settings this server is known to match; null when unknown. */
+  syncedKey: string | null = null;
   readonly createdAt = Date.now();
   /** Coarse time of the last state change; timeouts measure from it. */
   since = clock.now;
@@ -231,7 +241,8 @@ export class ServerConn implements FrameSink {
         const [name, value] = parseParameterStatus(buf, start, end);
         this.reported.set(name, value);
         const c = this.client;
-        if (c !== null && c.wanted.has(name)) c.wanted.set(name, value);
+        this.syncedKey = null;
+        if (c !== null && c.wanted.has(name) && c.wanted.get(name) !== value) c.setWanted(name, value);
         break;
       }
       case B_ERROR_RESPONSE: {
@@ -256,7 +267,10 @@ export class ServerConn implements FrameSink {
           if (text === "DISCARD ALL" || text === "DEALLOCATE ALL") {
             this.prepared.clear();
             this.stale.clear();
-            if (text === "DISCARD ALL") this.setByUs.clear();
+            if (text === "DISCARD ALL") {
+              this.setByUs.clear();
+              this.syncedKey = null;
+            }
           }
         }
         break;
@@ -494,8 +508,12 @@ export class ServerConn implements FrameSink {
     this.client = client;
     this.state = "active";
     this.since = clock.now;
+    // Most clients of a pool want the same settings: skip the comparison when this server already matches them.
+    const key = client.paramsKey();
+    if (key === this.syncedKey) return;
     const changes = paramChanges(client.wanted, this.reported, this.setByUs);
     for (const c of changes) this.sendInternal(query(changeSql(c)), new ParamSync(c, client));
+    this.syncedKey = changes.length === 0 ? key : null;
   }
 
   /** Sends a Query pgbun makes itself; its replies are swallowed and handed to `req`. */
@@ -630,8 +648,8 @@ class ParamSync implements InternalRequest {
     }
     // Settle the client on what the server now holds, so a value PostgreSQL normalises is not SET again each time.
     const now = server.reported.get(key) ?? server.setByUs.get(key);
-    if (now !== undefined) this.client.wanted.set(key, now);
-    else this.client.wanted.delete(key);
+    if (this.client.wanted.get(key) !== now) this.client.setWanted(key, now);
+    server.syncedKey = null;
   }
 }
 
@@ -648,5 +666,6 @@ const RESET: InternalRequest = {
   onReply() {},
   done(server) {
     server.setByUs.clear();
+    server.syncedKey = null;
   },
 };

@@ -71,6 +71,7 @@ export class ClientConn implements FrameSink, LinkedClient {
   readonly startupParams = new Map<string, string>();
   /** The session parameters this client has set and must see on any server it is linked to. */
   readonly wanted = new Map<string, string>();
+  private wantedKey: string | null = null;
   readonly connectedAt = Date.now();
   /** Time of the last state change, for the timeouts. */
   since = clock.now;
@@ -103,6 +104,21 @@ export class ClientConn implements FrameSink, LinkedClient {
 
   get remote(): string {
     return `${this.socket.remoteAddress}`;
+  }
+
+  paramsKey(): string {
+    if (this.wantedKey === null) {
+      let k = "";
+      for (const [name, value] of this.wanted) k += name + "=" + value + "\u0000";
+      this.wantedKey = k;
+    }
+    return this.wantedKey;
+  }
+
+  setWanted(name: string, value: string | undefined): void {
+    if (value === undefined) this.wanted.delete(name);
+    else this.wanted.set(name, value);
+    this.wantedKey = null;
   }
 
   /** Our queue towards this client is full (it reads slowly): stop reading from its server. */
@@ -181,6 +197,8 @@ export class ClientConn implements FrameSink, LinkedClient {
         return;
       }
     }
+    // The common case in transaction mode: a new request and an idle server: link now and forward in place.
+    if (this.server === null && this.state === "idle" && this.pending.length === 0) this.pool!.tryLink(this);
     const server = this.server;
     if (server !== null) {
       if (server.tracker.owed === 0) server.requestStarted();

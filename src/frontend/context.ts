@@ -14,6 +14,8 @@ export interface ClientPool {
   readonly welcome: Map<string, string> | null;
   /** Asks for a server login so that `welcome` becomes known; the pool then calls client.welcomed() or client.fatal(). */
   awaitWelcome(c: ClientConn): void;
+  /** Links an idle server to the client at once if there is one (nothing queued yet); false otherwise. */
+  tryLink(c: ClientConn): boolean;
   /** The client has requests queued: link a server now or queue it (FIFO). */
   acquire(c: ClientConn): void;
   clientJoined(c: ClientConn): void;

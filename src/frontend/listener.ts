@@ -2,16 +2,21 @@
 
 import type { SocketHandler, TCPSocketListener } from "bun";
 import { log } from "../log.ts";
+import { beginBatch, endBatch } from "../net/outbox.ts";
 import { ClientConn } from "./client.ts";
 import type { ClientContext } from "./context.ts";
 
 export function listen(ctx: ClientContext, host: string, port: number, reusePort = false): TCPSocketListener<ClientConn> {
   const handlers: SocketHandler<ClientConn> = {
+    // Plain Uint8Arrays: cheaper to make than Buffers, and all pgbun needs.
+    binaryType: "uint8array",
     open(socket) {
       socket.data = new ClientConn(socket, ctx);
     },
     data(socket, chunk) {
+      const began = beginBatch();
       socket.data.onData(chunk);
+      endBatch(began);
     },
     drain(socket) {
       socket.data.outbox.drain();

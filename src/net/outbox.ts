@@ -8,12 +8,28 @@ const LOW_WATER = 256 << 10;
 
 let dirty: Outbox[] = [];
 let scheduled = false;
+/** Inside a socket handler: writes wait for endBatch() instead of a microtask. */
+let batching = false;
 
 function flushDirty(): void {
   scheduled = false;
+  if (dirty.length === 0) return;
   const list = dirty;
   dirty = [];
-  for (const o of list) o.flush();
+  for (let i = 0; i < list.length; i++) list[i]!.flush();
+}
+
+/** Socket handlers bracket their work with these: everything written meanwhile goes out in one write per socket. */
+export function beginBatch(): boolean {
+  if (batching) return false;
+  batching = true;
+  return true;
+}
+
+export function endBatch(began: boolean): void {
+  if (!began) return;
+  batching = false;
+  flushDirty();
 }
 
 export class Outbox {
@@ -38,7 +54,7 @@ export class Outbox {
     if (!this.isDirty) {
       this.isDirty = true;
       dirty.push(this);
-      if (!scheduled) {
+      if (!scheduled && !batching) {
         scheduled = true;
         queueMicrotask(flushDirty);
       }
@@ -52,7 +68,11 @@ export class Outbox {
   flush(): void {
     this.isDirty = false;
     const p = this.pending;
-    if (p.length === 0 || this.closed) return;
+    if (p.length === 0) return;
+    if (this.closed) {
+      p.length = 0;
+      return;
+    }
     let buf: Uint8Array;
     if (p.length === 1) {
       buf = p[0]!;
@@ -66,7 +86,7 @@ export class Outbox {
         at += b.length;
       }
     }
-    this.pending = [];
+    p.length = 0;
     if (this.queue.length === 0) {
       const n = this.socket.write(buf);
       if (n < 0) {

@@ -63,6 +63,14 @@ export class Pool implements ServerOwner, ClientPool {
     if (this.connecting === 0) this.launch();
   }
 
+  tryLink(c: ClientConn): boolean {
+    if (this.paused || this.waiters.length > 0) return false;
+    const s = this.idle.pop();
+    if (s === undefined) return false;
+    this.link(c, s, false);
+    return true;
+  }
+
   acquire(c: ClientConn): void {
     if (!this.paused) {
       const s = this.idle.pop();
@@ -93,13 +101,13 @@ export class Pool implements ServerOwner, ClientPool {
     return s;
   }
 
-  private link(c: ClientConn, s: ServerConn): void {
+  private link(c: ClientConn, s: ServerConn, waited = true): void {
     this.stats.server_assignment_count++;
     if (!s.everLinked) {
       s.everLinked = true;
       this.stats.server_assignment_fresh++;
     }
-    this.stats.wait_time_us += Math.round((performance.now() - c.waitStartedAt) * 1000);
+    if (waited) this.stats.wait_time_us += Math.round((performance.now() - c.waitStartedAt) * 1000);
     s.link(c);
     c.linked(s);
   }
