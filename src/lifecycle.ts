@@ -14,6 +14,7 @@ import { startJanitor } from "./pool/janitor.ts";
 import type { Pool } from "./pool/pool.ts";
 import { Registry } from "./pool/registry.ts";
 import type { ServerTarget } from "./backend/server.ts";
+import { shareOf, type WorkerRole } from "./workers.ts";
 
 export class Lifecycle implements Controller, HealthSource {
   readonly registry: Registry;
@@ -27,8 +28,9 @@ export class Lifecycle implements Controller, HealthSource {
     config: Config,
     private readonly argv: string[],
     private readonly cwd: string,
+    private readonly role: WorkerRole | null = null,
   ) {
-    this.registry = new Registry(config);
+    this.registry = new Registry(role ? shareOf(config, role.count) : config, role?.index ?? 0, role?.bits ?? 0);
     this.statsWindow = new StatsWindow(this.registry);
     const s = config.settings;
     this.registry.admin = (user) => {
@@ -43,12 +45,26 @@ export class Lifecycle implements Controller, HealthSource {
   /** Starts accepting; returns the bound port. Throws when the address is taken. */
   start(): number {
     const s = this.registry.settings;
-    this.listener = listen(this.registry, s.listen.host, s.listen.port, s.workers > 1);
+    this.listener = listen(this.registry, s.listen.host, s.listen.port, this.role !== null);
+    if (this.role !== null) this.joinWorkers(this.role);
     this.timers.push(startJanitor(this.registry, (c) => this.sweep(c)));
     const period = setInterval(() => this.statsWindow.roll(), Math.max(1, s.stats_period) * 1000);
     this.timers.push(() => clearInterval(period));
     if (s.stats_listen) this.http = startHttp(this, s.stats_listen.host, s.stats_listen.port);
     return this.listener.port;
+  }
+
+  /** A worker takes cancel requests forwarded by its siblings on a private port, and learns theirs from the supervisor. */
+  private joinWorkers(role: WorkerRole): void {
+    const cancels = listen(this.registry, "127.0.0.1", 0);
+    this.timers.push(() => cancels.stop(true));
+    process.on("message", (m: unknown) => {
+      const msg = m as { type?: string; cancelPorts?: Array<number | null> };
+      if (msg.type === "peers" && msg.cancelPorts) {
+        this.registry.cancelPeers = msg.cancelPorts.map((p) => (p === null ? null : { host: "127.0.0.1", port: p }));
+      }
+    });
+    process.send?.({ type: "ready", index: role.index, cancelPort: cancels.port });
   }
 
   get httpPort(): number | null {
@@ -78,7 +94,7 @@ export class Lifecycle implements Controller, HealthSource {
       log.error("main", "reload refused; the running config stays", { error: message });
       return message;
     }
-    this.apply(next);
+    this.apply(this.role ? shareOf(next, this.role.count) : next);
     log.info("main", "config reloaded", { databases: [...next.databases.keys()].join(","), users: next.users.size });
     return null;
   }

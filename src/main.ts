@@ -4,8 +4,9 @@ import { formatConfigError, parseCli } from "./cli.ts";
 import { ConfigError } from "./config/errors.ts";
 import { Lifecycle } from "./lifecycle.ts";
 import { log } from "./log.ts";
+import { superviseWorkers, workerRole } from "./workers.ts";
 
-function main(): void {
+async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   let action;
   try {
@@ -23,7 +24,12 @@ function main(): void {
   }
   const config = action.config;
   const s = config.settings;
-  const app = new Lifecycle(config, argv, process.cwd());
+  const role = workerRole(process.env, s);
+  if (s.workers > 1 && role === null) {
+    await superviseWorkers(s);
+    return;
+  }
+  const app = new Lifecycle(config, argv, process.cwd(), role);
   if (s.auth_type === "trust") {
     log.warn("main", "auth_type is trust: ANY client that can reach the listener logs in WITHOUT a password; use only for local development");
   }
@@ -36,7 +42,8 @@ function main(): void {
     );
     process.exit(1);
   }
-  process.stdout.write(`pgbun listening on ${s.listen.host}:${port}\n`);
+  // Workers stay quiet: their supervisor prints the one line once all of them listen.
+  if (role === null) process.stdout.write(`pgbun listening on ${s.listen.host}:${port}\n`);
   if (app.httpPort !== null) process.stdout.write(`pgbun stats on http://${s.stats_listen!.host}:${app.httpPort}\n`);
   log.info("main", "started", { listen: `${s.listen.host}:${port}`, pool_mode: s.pool_mode, databases: [...config.databases.keys()].join(",") });
 
@@ -48,4 +55,4 @@ function main(): void {
   });
 }
 
-main();
+void main();

@@ -6,6 +6,7 @@ import type { ClientConn } from "../frontend/client.ts";
 import type { ClientContext, ClientPool, LoginTarget } from "../frontend/context.ts";
 import { ADMIN_DATABASES } from "../admin/databases.ts";
 import { log } from "../log.ts";
+import { cancelRequest } from "../protocol/messages.ts";
 import { Pool, type PoolSpec } from "./pool.ts";
 
 export class Registry implements ClientContext {
@@ -18,10 +19,13 @@ export class Registry implements ClientContext {
   /** The admin console for a user, or null when the user may not use it; set by the process that runs the console. */
   admin: ((user: string) => ClientPool | null) | null = null;
 
+  /** Other workers' cancel ports (index = worker number), when several processes share the listen port. */
+  cancelPeers: Array<{ host: string; port: number } | null> = [];
+
   constructor(
     public config: Config,
-    worker = 0,
-    workerBits = 0,
+    readonly worker = 0,
+    readonly workerBits = 0,
   ) {
     this.cancelKeys = new CancelKeys(worker, workerBits);
   }
@@ -87,6 +91,13 @@ export class Registry implements ClientContext {
   }
 
   cancel(pid: number, secret: number): void {
+    // With SO_REUSEPORT the cancel may land on any worker: the pid says which one owns the client.
+    const owner = CancelKeys.workerOf(pid, this.workerBits);
+    const peer = owner !== this.worker ? this.cancelPeers[owner] : null;
+    if (peer) {
+      forwardCancel(peer.host, peer.port, pid, secret);
+      return;
+    }
     if (!this.cancelKeys.cancel(pid, secret)) log.debug("client", "cancel request for an unknown key dropped", { pid });
   }
 
@@ -98,4 +109,18 @@ export class Registry implements ClientContext {
   clientClosed(c: ClientConn): void {
     this.clients.delete(c);
   }
+}
+
+function forwardCancel(host: string, port: number, pid: number, secret: number): void {
+  Bun.connect({
+    hostname: host,
+    port,
+    socket: {
+      open(s) {
+        s.write(cancelRequest(pid, secret));
+        s.end();
+      },
+      data() {},
+    },
+  }).catch((err: Error) => log.warn("client", "could not forward a cancel request to its worker", { pid, error: err.message }));
 }
