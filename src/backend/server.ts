@@ -452,7 +452,8 @@ export class ServerConn implements FrameSink {
     this.fwdBuf = null;
     const client = this.client;
     if (client === null) return;
-    const bytes = buf.subarray(this.fwdStart, this.fwdEnd);
+    // Usually the whole chunk goes on as it came: no view to make.
+    const bytes = this.fwdStart === 0 && this.fwdEnd === buf.length ? buf : buf.subarray(this.fwdStart, this.fwdEnd);
     this.owner.stats.bytes_sent += bytes.length;
     client.outbox.send(bytes);
   }

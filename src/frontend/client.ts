@@ -273,7 +273,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     const buf = this.fwdBuf;
     if (buf === null) return;
     this.fwdBuf = null;
-    this.server?.outbox!.send(buf.subarray(this.fwdStart, this.fwdEnd));
+    this.server?.outbox!.send(this.fwdStart === 0 && this.fwdEnd === buf.length ? buf : buf.subarray(this.fwdStart, this.fwdEnd));
   }
 
   /** The messages that waited for a server, for a pool that answers them itself (the admin console). */

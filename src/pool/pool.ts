@@ -160,7 +160,7 @@ export class Pool implements ServerOwner, ClientPool {
       return;
     }
     const settings = this.settings();
-    const now = Date.now();
+    const now = clock.now;
     if (
       s.retire ||
       this.draining ||
