@@ -121,7 +121,7 @@ export function showServers(reg: Registry): Uint8Array {
       rows.push([
         "S", s.target.user, p.spec.name, state, s.target.host, s.target.port, sock?.localAddress ?? "", sock?.localPort ?? 0,
         ts(s.createdAt), ts(s.createdAt), 0, 0, s.retire ? 1 : 0, `s${s.id}`, s.client ? `c${s.client.id}` : "",
-        s.pid, "", s.reported.get("application_name") ?? "", s.prepared.size, s.id,
+        s.pid, "", s.reported.get("application_name") ?? "", s.statements.size, s.id,
       ]);
     }
   }

@@ -1,7 +1,6 @@
 // One connection to PostgreSQL: login, then framing its replies, tracking what it owes, and forwarding to the linked client.
 
 import type { Socket, SocketHandler } from "bun";
-import type { PoolMode } from "../config/schema.ts";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
 import { beginBatch, endBatch, Outbox } from "../net/outbox.ts";
@@ -17,20 +16,19 @@ import {
   B_CLOSE_COMPLETE,
   B_COMMAND_COMPLETE,
   B_PARSE_COMPLETE,
-  F_BIND,
-  F_CLOSE,
-  F_PARSE,
   F_QUERY,
 } from "../protocol/tags.ts";
 import { readInt32 } from "../protocol/writer.ts";
-import type { PoolStats } from "../pool/stats.ts";
-import { changeSql, paramChanges, type ParamChange } from "./params.ts";
+import { changeSql, paramChanges } from "./params.ts";
+import { NO_REPLY, ParamSync, RESET } from "./internal-requests.ts";
+import type { InternalRequest, LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
+import { StatementCache } from "./statement-cache.ts";
+
+export type { InternalRequest, LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
 import {
   HAS_OP,
   INTERNAL,
-  K_BIND,
   K_QUERY,
-  K_SYNTH,
   KIND,
   R_POPPED,
   R_READY,
@@ -39,57 +37,7 @@ import {
   REPLACE_ERROR,
   ReplyTracker,
 } from "./reply-tracker.ts";
-import { closeStatement, DOOMED_BIND, type PreparedInfo } from "../protocol/statements.ts";
 import { ServerAuth, ServerAuthError } from "./server-auth.ts";
-
-export type ServerState = "connecting" | "idle" | "active" | "cleanup" | "closed";
-
-/** The pool a server belongs to, as the server sees it. */
-export interface ServerOwner {
-  readonly mode: PoolMode;
-  readonly stats: PoolStats;
-  readonly maxPacketSize: number;
-  /** Size of each server's prepared-statement cache (max_prepared_statements). */
-  readonly maxPrepared: number;
-  serverReady(s: ServerConn): void;
-  serverLoginFailed(s: ServerConn, reason: string): void;
-  serverClosed(s: ServerConn, reason: string): void;
-  /** The server finished a client's transaction (or its cleanup) and may serve someone else. */
-  serverReleasable(s: ServerConn): void;
-  /** Statement mode: the client left a transaction block open. */
-  transactionRefused(s: ServerConn, client: LinkedClient): void;
-}
-
-/** The client linked to a server, as the server sees it. */
-export interface LinkedClient {
-  readonly id: number;
-  readonly outbox: Outbox;
-  readonly wanted: Map<string, string>;
-  /** A signature of `wanted`: clients with equal keys need no SET between them. */
-  paramsKey(): string;
-  /** Changes one wanted parameter (undefined removes it). */
-  setWanted(name: string, value: string | undefined): void;
-  /** The server connection died under the client. */
-  serverLost(message: string): void;
-  /** The pool took the server back; the client is unlinked. */
-  unlinked(): void;
-  /** Backpressure from the server side: stop or resume reading the client's socket. */
-  pauseReading(on: boolean): void;
-}
-
-/** A request pgbun made itself: every reply to it is handed here instead of to a client. */
-export interface InternalRequest {
-  onReply(tag: number, buf: Uint8Array, start: number, end: number): void;
-  done(server: ServerConn): void;
-}
-
-export interface ServerTarget {
-  host: string;
-  port: number;
-  database: string;
-  user: string;
-  password: string | undefined;
-}
 
 let nextServerId = 1;
 
@@ -153,17 +101,8 @@ export class ServerConn implements FrameSink {
   private fwdStart = 0;
   private fwdEnd = 0;
   private lastError = "";
-  /** Statements prepared here by content name, least recently used first. */
-  readonly prepared = new Map<string, true>();
-  /** Statements whose cached plan went stale after DDL: closed and prepared again on next use. */
-  private readonly stale = new Set<string>();
-  /** Replies pgbun made up, sent in order once what precedes them is answered. */
-  private readonly synth: Array<[Uint8Array | (() => Uint8Array), (() => void) | undefined]> = [];
-  /** Errors to show the client in place of the server's, for requests meant to fail. */
-  private readonly replacements: Uint8Array[] = [];
-  /** Parse/Close of named statements in flight: [isParse, name]. */
-  private readonly statementOps: Array<[boolean, string, (() => void) | undefined]> = [];
-  private lastBound = "";
+  /** Named statements prepared here, and the replies pgbun makes up for them. */
+  readonly statements: StatementCache;
   /** When the client's current request began (performance.now()), for query_time. */
   requestStartedAt = 0;
 
@@ -173,21 +112,8 @@ export class ServerConn implements FrameSink {
   ) {
     this.framer = new Framer(owner.maxPacketSize);
     this.auth = new ServerAuth(target.user, target.password);
-    this.tracker.dropHook = (entry) => this.skipped(entry);
-  }
-
-  /** PostgreSQL skipped a request after an error: undo what pgbun assumed it would do. */
-  private skipped(entry: number): void {
-    if (entry & REPLACE_ERROR) this.replacements.shift();
-    const kind = entry & KIND;
-    if (kind === K_SYNTH) this.synth.shift()?.[1]?.();
-    if (entry & HAS_OP) {
-      const op = this.statementOps.shift();
-      if (op === undefined) return;
-      if (op[0]) this.prepared.delete(op[1]);
-      else this.prepared.set(op[1], true);
-      op[2]?.();
-    }
+    this.statements = new StatementCache(this);
+    this.tracker.dropHook = (entry) => this.statements.skipped(entry);
   }
 
   connect(): void {
@@ -248,25 +174,20 @@ export class ServerConn implements FrameSink {
       case B_ERROR_RESPONSE: {
         const f = parseErrorFields(buf, start, end);
         this.lastError = f.get("M") ?? "";
-        if (head & REPLACE_ERROR) replacement = this.replacements[0];
-        // After DDL a shared statement's plan is stale: PostgreSQL says so once; prepare it afresh next time.
-        if (f.get("C") === "0A000" && this.lastBound && this.lastError.startsWith("cached plan must not change result type")) {
-          this.prepared.delete(this.lastBound);
-          this.stale.add(this.lastBound);
-        }
+        if (head & REPLACE_ERROR) replacement = this.statements.replacement();
+        this.statements.onError(f.get("C") ?? "", this.lastError);
         break;
       }
       case B_PARSE_COMPLETE:
       case B_CLOSE_COMPLETE:
-        if (head & HAS_OP) this.statementOps.shift();
+        if (head & HAS_OP) this.statements.confirmed();
         break;
       case B_COMMAND_COMPLETE:
         // DISCARD ALL and DEALLOCATE ALL drop every statement on this server, whoever sent them.
         if (buf[start + 5] === 0x44 && (end - start === 17 || end - start === 20)) {
-          const text = decodeCommandTag(buf, start, end);
+          const text = new TextDecoder().decode(buf.subarray(start + 5, end - 1));
           if (text === "DISCARD ALL" || text === "DEALLOCATE ALL") {
-            this.prepared.clear();
-            this.stale.clear();
+            this.statements.forgetAll();
             if (text === "DISCARD ALL") {
               this.setByUs.clear();
               this.syncedKey = null;
@@ -285,7 +206,7 @@ export class ServerConn implements FrameSink {
     if (flags & R_SWALLOW && (head & KIND) !== K_QUERY) {
       // pgbun's own Parse or Close: its completion is swallowed, an error is the client's business.
       if (tag !== B_ERROR_RESPONSE) {
-        if (flags & R_POPPED) this.emitSynth();
+        if (flags & R_POPPED) this.statements.emitSynth();
         return;
       }
     } else if (flags & R_SWALLOW) {
@@ -297,7 +218,7 @@ export class ServerConn implements FrameSink {
         this.internal.shift();
         req.done(this);
       }
-      if (flags & R_POPPED) this.emitSynth();
+      if (flags & R_POPPED) this.statements.emitSynth();
       if (flags & R_READY) this.afterReady();
       return;
     }
@@ -330,7 +251,7 @@ export class ServerConn implements FrameSink {
       this.fwdStart = start;
       this.fwdEnd = end;
     }
-    if (flags & R_POPPED) this.emitSynth();
+    if (flags & R_POPPED) this.statements.emitSynth();
     if (flags & R_READY) this.afterReady();
   }
 
@@ -338,98 +259,6 @@ export class ServerConn implements FrameSink {
   requestStarted(): void {
     this.since = clock.now;
     this.requestStartedAt = performance.now();
-  }
-
-  /** Sends the made-up replies that have reached the head. */
-  private emitSynth(): void {
-    while ((this.tracker.headKind & KIND) === K_SYNTH) {
-      this.flushForward();
-      const s = this.synth.shift()![0];
-      this.client?.outbox.send(typeof s === "function" ? s() : s);
-      this.tracker.popSynth();
-    }
-  }
-
-  /** Answers the client with bytes pgbun makes up, after every reply owed before them. */
-  reply(bytes: Uint8Array | (() => Uint8Array), onSkip?: () => void): void {
-    if (this.tracker.skipTillSync) {
-      onSkip?.();
-      return;
-    }
-    if (this.tracker.owed === 0) {
-      this.flushForward();
-      this.client?.outbox.send(typeof bytes === "function" ? bytes() : bytes);
-      return;
-    }
-    this.tracker.pushSynth();
-    this.synth.push([bytes, onSkip]);
-  }
-
-  /** Makes PostgreSQL fail here as it would have for the client's request (aborting the transaction, skipping to Sync), showing `error` instead. */
-  failWith(error: Uint8Array): void {
-    if (this.tracker.skipTillSync) return;
-    this.tracker.pushReplacing(K_BIND);
-    this.replacements.push(error);
-    this.outbox!.send(DOOMED_BIND);
-  }
-
-  /**
-   * A client's Parse of a named statement: answered by pgbun when this server already holds it.
-   * `forget` undoes the client's name if PostgreSQL fails or skips the Parse.
-   */
-  parseStatement(info: PreparedInfo, forget: () => void): void {
-    if (this.tracker.skipTillSync) {
-      forget();
-      return;
-    }
-    if (this.prepared.has(info.serverName)) {
-      this.touch(info.serverName);
-      this.owner.stats.prepared_statements_hits++;
-      this.reply(PARSE_COMPLETE, forget);
-      return;
-    }
-    this.prepareHere(info, 0, forget);
-  }
-
-  /** A client's Bind or Describe of its named statement, renamed: the server prepares it first if it lacks it. */
-  useStatement(tag: number, info: PreparedInfo, renamed: Uint8Array): void {
-    if (this.prepared.has(info.serverName)) {
-      this.touch(info.serverName);
-      this.owner.stats.prepared_statements_hits++;
-    } else {
-      this.owner.stats.prepared_statements_misses++;
-      this.prepareHere(info, INTERNAL);
-    }
-    if (tag === F_BIND) this.lastBound = info.serverName;
-    this.tracker.sent(tag);
-    this.outbox!.send(renamed);
-  }
-
-  private touch(name: string): void {
-    this.prepared.delete(name);
-    this.prepared.set(name, true);
-  }
-
-  private prepareHere(info: PreparedInfo, flag: number, onSkip?: () => void): void {
-    const name = info.serverName;
-    if (this.stale.delete(name)) this.closeHere(name);
-    while (this.prepared.size >= this.owner.maxPrepared) {
-      const oldest = this.prepared.keys().next().value!;
-      this.prepared.delete(oldest);
-      this.owner.stats.prepared_statements_evictions++;
-      this.closeHere(oldest);
-    }
-    this.tracker.sent(F_PARSE, flag | HAS_OP);
-    this.statementOps.push([true, name, onSkip]);
-    this.prepared.set(name, true);
-    this.owner.stats.prepared_statements_prepared++;
-    this.outbox!.send(info.parse);
-  }
-
-  private closeHere(name: string): void {
-    this.tracker.sent(F_CLOSE, INTERNAL | HAS_OP);
-    this.statementOps.push([false, name, undefined]);
-    this.outbox!.send(closeStatement(name));
   }
 
   /** After a ReadyForQuery: hand the server back if nothing ties it to its client any more. */
@@ -628,45 +457,3 @@ export class ServerConn implements FrameSink {
   }
 }
 
-/** Replies to a SET/RESET pgbun sent so the linked client sees its own settings. */
-class ParamSync implements InternalRequest {
-  private failed = "";
-  constructor(
-    private readonly change: ParamChange,
-    private readonly client: LinkedClient,
-  ) {}
-  onReply(tag: number, buf: Uint8Array, start: number, end: number): void {
-    if (tag === B_ERROR_RESPONSE) this.failed = parseErrorFields(buf, start, end).get("M") ?? "error";
-  }
-  done(server: ServerConn): void {
-    const { key, value } = this.change;
-    if (this.failed) {
-      log.warn("server", "could not apply a client's parameter", { server: server.id, client: this.client.id, key, error: this.failed });
-    } else if (value === null) {
-      server.setByUs.delete(key);
-    } else if (!server.reported.has(key)) {
-      server.setByUs.set(key, value);
-    }
-    // Settle the client on what the server now holds, so a value PostgreSQL normalises is not SET again each time.
-    const now = server.reported.get(key) ?? server.setByUs.get(key);
-    if (this.client.wanted.get(key) !== now) this.client.setWanted(key, now);
-    server.syncedKey = null;
-  }
-}
-
-const PARSE_COMPLETE = Uint8Array.of(B_PARSE_COMPLETE, 0, 0, 0, 4);
-
-function decodeCommandTag(buf: Uint8Array, start: number, end: number): string {
-  return new TextDecoder().decode(buf.subarray(start + 5, end - 1));
-}
-
-const NO_REPLY: InternalRequest = { onReply() {}, done() {} };
-
-/** server_reset_query (DISCARD ALL) also undoes every SET pgbun made. */
-const RESET: InternalRequest = {
-  onReply() {},
-  done(server) {
-    server.setByUs.clear();
-    server.syncedKey = null;
-  },
-};

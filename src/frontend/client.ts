@@ -38,17 +38,17 @@ const CLOSE_COMPLETE = Uint8Array.of(0x33, 0, 0, 0, 4);
 function runAction(server: ServerConn, a: StatementAction): void {
   switch (a.kind) {
     case "parse":
-      server.parseStatement(a.info, a.forget);
+      server.statements.parseStatement(a.info, a.forget);
       return;
     case "use":
-      server.useStatement(a.tag, a.info, a.msg);
+      server.statements.useStatement(a.tag, a.info, a.msg);
       return;
     case "fail":
-      server.failWith(a.error);
+      server.statements.failWith(a.error);
       return;
     case "reply": {
       const b = a.bytes;
-      server.reply(typeof b === "function" ? () => b(server.tracker.txStatus) : b);
+      server.statements.reply(typeof b === "function" ? () => b(server.tracker.txStatus) : b);
       return;
     }
   }
