@@ -310,6 +310,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   unlinked(): void {
     this.flushForward();
     this.server = null;
+    // The server's queue may have paused us (a fast COPY); that server is no longer ours to wait for.
+    if (this.readPaused && this.pendingBytes <= HIGH_WATER) this.pauseReading(false);
     if (this.state === "active") {
       this.state = "idle";
       this.since = clock.now;
