@@ -2,23 +2,13 @@
 
 import { SETTINGS } from "../config/schema.ts";
 import type { ClientConn } from "../frontend/client.ts";
-import { snapshotAll } from "../metrics/snapshot.ts";
+import { snapshotAll, TOTAL_KEYS, totalsByDatabase } from "../metrics/snapshot.ts";
 import type { Registry } from "../pool/registry.ts";
 import { int8, resultSet, text, type Cell, type Column } from "./result-set.ts";
 import { VERSION } from "../version.ts";
 import type { StatsWindow } from "../metrics/stats-window.ts";
 
 const ts = (ms: number) => new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
-
-function byDatabase(reg: Registry): Map<string, ReturnType<typeof snapshotAll>> {
-  const out = new Map<string, ReturnType<typeof snapshotAll>>();
-  for (const s of snapshotAll(reg)) {
-    const list = out.get(s.database) ?? [];
-    list.push(s);
-    out.set(s.database, list);
-  }
-  return out;
-}
 
 export function showPools(reg: Registry): Uint8Array {
   const cols: Column[] = [
@@ -36,27 +26,9 @@ export function showPools(reg: Registry): Uint8Array {
   return resultSet(cols, rows);
 }
 
-const TOTAL_KEYS = ["server_assignment_count", "xact_count", "query_count", "bytes_received", "bytes_sent", "xact_time", "query_time", "wait_time"] as const;
-
-function totals(list: ReturnType<typeof snapshotAll>): Record<(typeof TOTAL_KEYS)[number], number> {
-  const t = { server_assignment_count: 0, xact_count: 0, query_count: 0, bytes_received: 0, bytes_sent: 0, xact_time: 0, query_time: 0, wait_time: 0 };
-  for (const s of list) {
-    t.server_assignment_count += s.total_server_assignment_count;
-    t.xact_count += s.total_xact_count;
-    t.query_count += s.total_query_count;
-    t.bytes_received += s.total_received;
-    t.bytes_sent += s.total_sent;
-    t.xact_time += s.total_xact_time_us;
-    t.query_time += s.total_query_time_us;
-    t.wait_time += s.total_wait_time_us;
-  }
-  return t;
-}
-
 export function showStats(reg: Registry, window: StatsWindow, which: "STATS" | "STATS_TOTALS" | "STATS_AVERAGES"): Uint8Array {
   const rows: Cell[][] = [];
-  for (const [db, list] of byDatabase(reg)) {
-    const t = totals(list);
+  for (const [db, t] of totalsByDatabase(reg)) {
     const a = window.averages(db);
     if (which === "STATS_TOTALS") rows.push([db, ...TOTAL_KEYS.map((k) => t[k])]);
     else if (which === "STATS_AVERAGES") rows.push([db, ...TOTAL_KEYS.map((k) => a[k])]);

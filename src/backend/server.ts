@@ -3,6 +3,7 @@
 import type { Socket, SocketHandler } from "bun";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
+import { ForwardRange } from "../net/forward-range.ts";
 import { beginBatch, endBatch, Outbox } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
@@ -97,9 +98,8 @@ export class ServerConn implements FrameSink {
   closeReason = "";
   private auth: ServerAuth | null;
   private internal: InternalRequest[] = [];
-  private fwdBuf: Uint8Array | null = null;
-  private fwdStart = 0;
-  private fwdEnd = 0;
+  /** Replies gathered for the client, sent as one slice. */
+  private readonly fwd = new ForwardRange();
   private lastError = "";
   /** Named statements prepared here, and the replies pgbun makes up for them. */
   readonly statements: StatementCache;
@@ -243,14 +243,8 @@ export class ServerConn implements FrameSink {
         return;
       }
     }
-    if (this.fwdBuf === buf && this.fwdEnd === start) {
-      this.fwdEnd = end;
-    } else {
-      this.flushForward();
-      this.fwdBuf = buf;
-      this.fwdStart = start;
-      this.fwdEnd = end;
-    }
+    const before = this.fwd.add(buf, start, end);
+    if (before !== null) this.deliver(before);
     if (flags & R_POPPED) this.statements.emitSynth();
     if (flags & R_READY) this.afterReady();
   }
@@ -275,14 +269,15 @@ export class ServerConn implements FrameSink {
     this.owner.serverReleasable(this);
   }
 
+  /** Sends the replies gathered so far to the client. */
   flushForward(): void {
-    const buf = this.fwdBuf;
-    if (buf === null) return;
-    this.fwdBuf = null;
+    const bytes = this.fwd.take();
+    if (bytes !== null) this.deliver(bytes);
+  }
+
+  private deliver(bytes: Uint8Array): void {
     const client = this.client;
     if (client === null) return;
-    // Usually the whole chunk goes on as it came: no view to make.
-    const bytes = this.fwdStart === 0 && this.fwdEnd === buf.length ? buf : buf.subarray(this.fwdStart, this.fwdEnd);
     this.owner.stats.bytes_sent += bytes.length;
     client.outbox.send(bytes);
   }

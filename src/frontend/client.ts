@@ -5,6 +5,7 @@ import type { ServerConn, LinkedClient } from "../backend/server.ts";
 import { TRACKED_PARAMS, parseOptions } from "../backend/params.ts";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
+import { ForwardRange } from "../net/forward-range.ts";
 import { HIGH_WATER, Outbox } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
@@ -88,9 +89,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   readonly statements = new Map<string, PreparedInfo>();
   private pendingBytes = 0;
   private readPaused = false;
-  private fwdBuf: Uint8Array | null = null;
-  private fwdStart = 0;
-  private fwdEnd = 0;
+  /** Requests gathered for the server, sent as one slice. */
+  private readonly fwd = new ForwardRange();
 
   constructor(
     readonly socket: Socket<ClientConn>,
@@ -142,7 +142,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     try {
       this.framer.feed(chunk, this);
     } catch (err) {
-      this.fwdBuf = null;
+      this.fwd.clear();
       if (err instanceof ProtocolError) {
         log.warn("client", "protocol violation", { client: this.id, error: err.message });
         this.fatal(err.sqlstate, err.message);
@@ -203,14 +203,8 @@ export class ClientConn implements FrameSink, LinkedClient {
     if (server !== null) {
       if (server.tracker.owed === 0) server.requestStarted();
       server.tracker.sent(tag);
-      if (this.fwdBuf === buf && this.fwdEnd === start) {
-        this.fwdEnd = end;
-      } else {
-        this.flushForward();
-        this.fwdBuf = buf;
-        this.fwdStart = start;
-        this.fwdEnd = end;
-      }
+      const before = this.fwd.add(buf, start, end);
+      if (before !== null) server.outbox!.send(before);
       return;
     }
     this.pending.push(buf.subarray(start, end));
@@ -270,10 +264,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   }
 
   private flushForward(): void {
-    const buf = this.fwdBuf;
-    if (buf === null) return;
-    this.fwdBuf = null;
-    this.server?.outbox!.send(this.fwdStart === 0 && this.fwdEnd === buf.length ? buf : buf.subarray(this.fwdStart, this.fwdEnd));
+    const bytes = this.fwd.take();
+    if (bytes !== null) this.server?.outbox!.send(bytes);
   }
 
   /** The messages that waited for a server, for a pool that answers them itself (the admin console). */

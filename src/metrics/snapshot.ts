@@ -101,3 +101,39 @@ export function snapshotAll(reg: Registry): PoolSnapshot[] {
   const now = performance.now();
   return [...reg.pools.values()].map((p) => snapshotPool(p, now));
 }
+
+/** PgBouncer's STATS_TOTALS figures (times in microseconds). */
+export interface Totals {
+  server_assignment_count: number;
+  xact_count: number;
+  query_count: number;
+  bytes_received: number;
+  bytes_sent: number;
+  xact_time: number;
+  query_time: number;
+  wait_time: number;
+}
+
+export const TOTAL_KEYS = ["server_assignment_count", "xact_count", "query_count", "bytes_received", "bytes_sent", "xact_time", "query_time", "wait_time"] as const;
+
+export function zeroTotals(): Totals {
+  return { server_assignment_count: 0, xact_count: 0, query_count: 0, bytes_received: 0, bytes_sent: 0, xact_time: 0, query_time: 0, wait_time: 0 };
+}
+
+/** Sums the pools of each database, as PgBouncer's SHOW STATS reports per database. */
+export function totalsByDatabase(reg: Registry): Map<string, Totals> {
+  const out = new Map<string, Totals>();
+  for (const s of snapshotAll(reg)) {
+    let t = out.get(s.database);
+    if (t === undefined) out.set(s.database, (t = zeroTotals()));
+    t.server_assignment_count += s.total_server_assignment_count;
+    t.xact_count += s.total_xact_count;
+    t.query_count += s.total_query_count;
+    t.bytes_received += s.total_received;
+    t.bytes_sent += s.total_sent;
+    t.xact_time += s.total_xact_time_us;
+    t.query_time += s.total_query_time_us;
+    t.wait_time += s.total_wait_time_us;
+  }
+  return out;
+}
