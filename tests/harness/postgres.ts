@@ -95,7 +95,9 @@ async function templateDir(): Promise<string> {
     }
   } finally {
     run([pgBin("pg_ctl"), "-D", data, "-w", "-m", "fast", "stop"]);
+    rmSync(sock, { recursive: true, force: true });
   }
+  process.on("exit", () => rmSync(root, { recursive: true, force: true }));
   template = data;
   return data;
 }
