@@ -1,14 +1,12 @@
 // Client-side and server-side authentication, wrong passwords, unknown users and databases, SSL negotiation.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import postgres from "postgres";
 import { md5PasswordHash } from "../src/protocol/md5.ts";
 import { formatScramVerifier, scramVerifierFromPassword } from "../src/protocol/scram.ts";
 import { startPostgres, type PgInstance } from "./harness/postgres.ts";
 import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
+import { writeConfig } from "./harness/config-file.ts";
 import { errorCode, errorMessage, RawClient } from "./harness/raw-client.ts";
 
 let pg: PgInstance;
@@ -25,10 +23,7 @@ afterAll(async () => {
 
 /** A pgbun whose [users] store app's password in the given form, authenticating clients with auth_type. */
 async function withConfig(authType: string, appSecret: string): Promise<PgbunProcess> {
-  const dir = mkdtempSync(join(tmpdir(), "pgbun-auth-"));
-  const file = join(dir, "pgbun.toml");
-  writeFileSync(
-    file,
+  const file = writeConfig(
     `[pgbun]
 auth_type = "${authType}"
 pool_mode = "transaction"
@@ -55,8 +50,7 @@ password = "plainpass"
 
 [users.app]
 password = "${appSecret}"
-`,
-  );
+`);
   const p = await startPgbun(["--config", file]);
   started.push(p);
   return p;

@@ -1,4 +1,6 @@
-// Test preload: bun ignores bunfig timeouts, so set the default here.
-import { setDefaultTimeout } from "bun:test";
+// Test preload: bun ignores bunfig timeouts, so set the default here; clean up temp folders once the run ends.
+import { afterAll, setDefaultTimeout } from "bun:test";
+import { runAtEnd } from "./harness/cleanup.ts";
 
 setDefaultTimeout(60_000);
+afterAll(runAtEnd);

@@ -1,11 +1,17 @@
 // Writes a pgbun TOML config into a temp folder for tests that need databases, users or a reload.
 
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { atEnd } from "./cleanup.ts";
 
 export function writeConfig(text: string, path?: string): string {
-  const file = path ?? join(mkdtempSync(join(tmpdir(), "pgbun-cfg-")), "pgbun.toml");
+  let file = path;
+  if (file === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), "pgbun-cfg-"));
+    atEnd(() => rmSync(dir, { recursive: true, force: true }));
+    file = join(dir, "pgbun.toml");
+  }
   writeFileSync(file, text);
   return file;
 }

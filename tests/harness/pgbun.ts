@@ -1,6 +1,7 @@
 // Starts pgbun as a child process for integration tests and waits for its "listening" line.
 
 import { resolve } from "node:path";
+import { atEnd } from "./cleanup.ts";
 
 export interface PgbunProcess {
   host: string;
@@ -14,7 +15,7 @@ export interface PgbunProcess {
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 
 const children = new Set<Bun.Subprocess>();
-process.on("exit", () => {
+atEnd(() => {
   for (const c of children) c.kill("SIGKILL");
 });
 

@@ -3,6 +3,7 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { atEnd } from "./cleanup.ts";
 
 export interface PgInstance {
   host: string;
@@ -97,13 +98,13 @@ async function templateDir(): Promise<string> {
     run([pgBin("pg_ctl"), "-D", data, "-w", "-m", "fast", "stop"]);
     rmSync(sock, { recursive: true, force: true });
   }
-  process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+  atEnd(() => rmSync(root, { recursive: true, force: true }));
   template = data;
   return data;
 }
 
 const running = new Set<PgInstance>();
-process.on("exit", () => {
+atEnd(() => {
   for (const pg of running) {
     run([pgBin("pg_ctl"), "-D", pg.dataDir, "-m", "immediate", "stop"], { allowFail: true });
   }
@@ -171,8 +172,7 @@ export async function startPostgres(opts: { port?: number; dataDir?: string; kee
   await pg.start();
   if (opts.keep) running.delete(pg);
   else {
-    const cleanup = () => rmSync(root, { recursive: true, force: true });
-    process.on("exit", cleanup);
+    atEnd(() => rmSync(root, { recursive: true, force: true }));
   }
   return pg;
 }
