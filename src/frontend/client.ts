@@ -9,6 +9,7 @@ import { ForwardRange } from "../net/forward-range.ts";
 import { HIGH_WATER, Outbox } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
+import { readInt32 } from "../protocol/writer.ts";
 import { backendKeyData, errorResponse, parameterStatus, READY_IDLE } from "../protocol/messages.ts";
 import { type PreparedInfo, serverStatementName, statementNameSpan, withStatementName } from "../protocol/statements.ts";
 import { sqlStatementCommand, type StatementAction } from "./statements.ts";
@@ -82,7 +83,10 @@ export class ClientConn implements FrameSink, LinkedClient {
   /** Accepted beyond max_client_conn: refused once its startup packet can be answered. */
   overLimit = false;
   private login: Login | null;
+  /** What waits for a server: slices of one or more whole messages, and statement actions, in order. */
   private pending: Array<Uint8Array | StatementAction> = [];
+  /** Messages arriving while no server is linked, gathered per chunk before they join `pending`. */
+  private readonly waiting = new ForwardRange();
   /** Transaction and statement mode: protocol-level named statements are renamed and followed across servers. */
   private rewrite = false;
   /** This client's named statements: its name -> the server-side name and the Parse that creates it. */
@@ -173,7 +177,7 @@ export class ClientConn implements FrameSink, LinkedClient {
         break;
       case F_SYNC:
         // A lone Sync from an unlinked client: the answer is known without borrowing a server.
-        if (this.server === null && this.pending.length === 0) {
+        if (this.server === null && this.nothingPending) {
           this.outbox.send(READY_IDLE);
           return;
         }
@@ -198,7 +202,7 @@ export class ClientConn implements FrameSink, LinkedClient {
       }
     }
     // The common case in transaction mode: a new request and an idle server: link now and forward in place.
-    if (this.server === null && this.state === "idle" && this.pending.length === 0) this.pool!.tryLink(this);
+    if (this.server === null && this.state === "idle" && this.nothingPending) this.pool!.tryLink(this);
     const server = this.server;
     if (server !== null) {
       if (server.tracker.owed === 0) server.requestStarted();
@@ -207,7 +211,8 @@ export class ClientConn implements FrameSink, LinkedClient {
       if (before !== null) server.outbox!.send(before);
       return;
     }
-    this.pending.push(buf.subarray(start, end));
+    const before = this.waiting.add(buf, start, end);
+    if (before !== null) this.pending.push(before);
     this.pendingBytes += end - start;
     if (this.pendingBytes > HIGH_WATER) this.pauseReading(true);
     if (this.state === "idle") {
@@ -251,11 +256,12 @@ export class ClientConn implements FrameSink, LinkedClient {
       runAction(server, action);
       return;
     }
-    if (action.kind === "reply" && this.pending.length === 0) {
+    if (action.kind === "reply" && this.nothingPending) {
       // Nothing is owed: answer at once, without borrowing a server.
       this.outbox.send(typeof action.bytes === "function" ? action.bytes(0x49) : action.bytes);
       return;
     }
+    this.gatherWaiting();
     this.pending.push(action);
     if (this.state === "idle") {
       this.waitStartedAt = performance.now();
@@ -268,9 +274,27 @@ export class ClientConn implements FrameSink, LinkedClient {
     if (bytes !== null) this.server?.outbox!.send(bytes);
   }
 
+  private get nothingPending(): boolean {
+    return this.pending.length === 0 && this.waiting.empty;
+  }
+
+  private gatherWaiting(): void {
+    const slice = this.waiting.take();
+    if (slice !== null) this.pending.push(slice);
+  }
+
   /** The messages that waited for a server, for a pool that answers them itself (the admin console). */
   takePending(): Uint8Array[] {
-    const out = this.pending.filter((m): m is Uint8Array => m instanceof Uint8Array);
+    this.gatherWaiting();
+    const out: Uint8Array[] = [];
+    for (const slice of this.pending) {
+      if (!(slice instanceof Uint8Array)) continue;
+      for (let at = 0; at < slice.length; ) {
+        const end = at + 1 + readInt32(slice, at + 1);
+        out.push(slice.subarray(at, end));
+        at = end;
+      }
+    }
     this.pending = [];
     this.pendingBytes = 0;
     if (this.state === "waiting" || this.state === "idle") this.state = "idle";
@@ -286,9 +310,11 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.linkedAt = performance.now();
     server.requestStarted();
     const out = server.outbox!;
+    this.gatherWaiting();
     for (const msg of this.pending) {
       if (msg instanceof Uint8Array) {
-        server.tracker.sent(msg[0]!);
+        // A slice may hold several messages: each one owes its replies.
+        for (let at = 0; at < msg.length; at += 1 + readInt32(msg, at + 1)) server.tracker.sent(msg[at]!);
         out.send(msg);
       } else {
         runAction(server, msg);
@@ -391,6 +417,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     const wasLoggedIn = this.state !== "login";
     this.state = "closed";
     this.pending = [];
+    this.waiting.clear();
     if (this.pid !== 0) this.ctx.cancelKeys.release(this.pid);
     if (this.pool) this.pool.clientLeft(this);
     this.server = null;

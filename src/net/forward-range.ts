@@ -26,6 +26,10 @@ export class ForwardRange {
     return this.start === 0 && this.end === buf.length ? buf : buf.subarray(this.start, this.end);
   }
 
+  get empty(): boolean {
+    return this.buf === null;
+  }
+
   clear(): void {
     this.buf = null;
   }

@@ -33,7 +33,8 @@ export function endBatch(began: boolean): void {
 }
 
 export class Outbox {
-  private pending: Uint8Array[] = [];
+  private first: Uint8Array | null = null;
+  private rest: Uint8Array[] | null = null;
   private queue: Uint8Array[] = [];
   private queued = 0;
   private isDirty = false;
@@ -50,7 +51,10 @@ export class Outbox {
   /** Queues bytes for this tick; they are written together once the current event is handled. */
   send(buf: Uint8Array): void {
     if (this.closed || this.ending) return;
-    this.pending.push(buf);
+    // Most ticks send one slice: keep it in a field, and only gather several into a list.
+    if (this.first === null) this.first = buf;
+    else if (this.rest === null) this.rest = [buf];
+    else this.rest.push(buf);
     if (!this.isDirty) {
       this.isDirty = true;
       dirty.push(this);
@@ -67,26 +71,24 @@ export class Outbox {
 
   flush(): void {
     this.isDirty = false;
-    const p = this.pending;
-    if (p.length === 0) return;
-    if (this.closed) {
-      p.length = 0;
-      return;
-    }
-    let buf: Uint8Array;
-    if (p.length === 1) {
-      buf = p[0]!;
-    } else {
-      let total = 0;
-      for (const b of p) total += b.length;
+    const first = this.first;
+    if (first === null) return;
+    const rest = this.rest;
+    this.first = null;
+    this.rest = null;
+    if (this.closed) return;
+    let buf = first;
+    if (rest !== null) {
+      let total = first.length;
+      for (const b of rest) total += b.length;
       buf = new Uint8Array(total);
-      let at = 0;
-      for (const b of p) {
+      buf.set(first, 0);
+      let at = first.length;
+      for (const b of rest) {
         buf.set(b, at);
         at += b.length;
       }
     }
-    p.length = 0;
     if (this.queue.length === 0) {
       const n = this.socket.write(buf);
       if (n < 0) {
@@ -142,7 +144,8 @@ export class Outbox {
   /** The socket is gone: drop everything. */
   dispose(): void {
     this.closed = true;
-    this.pending = [];
+    this.first = null;
+    this.rest = null;
     this.queue = [];
     this.queued = 0;
   }
