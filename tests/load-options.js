@@ -3,7 +3,7 @@
 import minimist from "minimist";
 
 /** Every flag with its default; `null` means "not given" (the script decides). */
-const FLAGS = {
+export const FLAGS = {
   mode: { default: "transaction", help: "pool mode to test: session, transaction or statement (database pgbun_<mode>)" },
   scenario: { default: "load", help: "load, boundary, idle or reconnect" },
   concurrency: { default: 50, help: "clients, one connection each" },
