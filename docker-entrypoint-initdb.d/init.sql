@@ -1,5 +1,5 @@
--- Schema and seed data for the load tests: run by the postgres image on its first start (as POSTGRES_USER in
--- POSTGRES_DB) and by scripts/dev.ts natively. Safe to run twice.
+-- Schema and seed data for the load tests.
+-- Run by the postgres image on its first start (as POSTGRES_USER in POSTGRES_DB) and by scripts/dev.ts; safe to run twice.
 
 -- tests/load-test.js reads and updates random rows: BEGIN; SELECT; UPDATE; COMMIT.
 CREATE TABLE IF NOT EXISTS accounts (

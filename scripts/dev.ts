@@ -1,5 +1,5 @@
-// `bun run dev`: the compose stack without Docker: PostgreSQL from local binaries (data in volumes/pgdata) and pgbun
-// under `bun --watch` in front of it, serving pgbun_session, pgbun_transaction and pgbun_statement.
+// `bun run dev`: the compose stack without Docker, from local PostgreSQL binaries and pgbun under `bun --watch`.
+// Data lives in volumes/pgdata; pgbun serves pgbun_session, pgbun_transaction and pgbun_statement on 127.0.0.1:6432.
 
 import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";

@@ -1,5 +1,5 @@
-// The single executable (`bun build --compile`, as Dockerfile.bun builds it): flags, a relative --config from a
-// folder outside the repo, real queries through it, and the image's healthcheck command run by the binary itself.
+// The single executable that `bun build --compile` makes, as Dockerfile.bun builds it.
+// Flags, a relative --config from a folder outside the repo, real queries through it, and the image's healthcheck.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";

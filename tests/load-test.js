@@ -1,5 +1,5 @@
-// Drives load through pgbun in one pool mode and prints one JSON object: measured latency and throughput, and
-// pooling figures read from pgbun's own counters (GET /stats before and after the run), never estimated.
+// Drives load through pgbun in one pool mode and prints one JSON object of measured figures.
+// Latency and throughput are timed here; pooling figures are deltas of pgbun's own counters (GET /stats), never estimated.
 
 import postgres from "postgres";
 import { writeFileSync } from "node:fs";

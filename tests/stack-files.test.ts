@@ -1,5 +1,6 @@
-// The Docker stack's files agree with each other and with the repo: every file, port, variable and command that
-// docker-compose.yml and the Dockerfiles name exists and matches .env.example, config/pgbun.toml and package.json.
+// The Docker stack's files agree with each other and with the repo.
+// Every file, port, variable and command that docker-compose.yml and the Dockerfiles name exists and matches
+// .env.example, config/pgbun.toml, package.json and the lockfiles.
 
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, copyFileSync } from "node:fs";
