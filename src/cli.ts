@@ -1,59 +1,80 @@
-// The command line: minimist flags to config inputs, --help and --version.
+// The command line: argv to a Config to run, or the --help and --version texts.
 
-import minimist from "minimist";
-import { VERSION } from "./version.ts";
-import { ConfigError, envName, flagName } from "./config/errors.ts";
-import { loadConfig, type FlagValue } from "./config/load.ts";
-import { describeAllowed, SETTINGS, type Config } from "./config/schema.ts";
+import pkg from "../package.json";
+import { parseArgs } from "./config/argv.ts";
+import { envName, flagName } from "./config/errors.ts";
+import { configFromParsed } from "./config/load.ts";
+import { SETTINGS, type Config, type SettingSpec } from "./config/schema.ts";
+import { formatAddress } from "./config/values.ts";
 
-export { formatConfigError } from "./config/errors.ts";
+export { ConfigError, formatConfigError } from "./config/errors.ts";
 
 export type CliAction = { kind: "run"; config: Config } | { kind: "help"; text: string } | { kind: "version"; text: string };
 
-export { VERSION };
-
+/** Throws ConfigError; main.ts prints it with formatConfigError and exits 2. */
 export function parseCli(argv: string[], env: Record<string, string | undefined>, cwd: string): CliAction {
-  const args = minimist(argv, { string: ["config", "upstream", "listen", "stats-listen", "server-reset-query", "admin-users", "stats-users"], alias: { h: "help", v: "version" } });
-  if (args._.length > 0) throw new ConfigError(`unexpected argument "${args._[0]}"; settings are given as --key value (see --help)`);
-  const flags = new Map<string, FlagValue>();
-  for (const [k, v] of Object.entries(args)) {
-    if (k === "_" || k === "h" || k === "v") continue;
-    if (k.startsWith("no-") && v === false) continue;
-    const key = k.replace(/-/g, "_");
-    // minimist turns --no-x into x=false; --x=false arrives as the string "false".
-    flags.set(key, v as FlagValue);
-  }
-  if (flags.get("help")) return { kind: "help", text: helpText() };
-  if (flags.get("version")) return { kind: "version", text: `pgbun ${VERSION}` };
-  flags.delete("help");
-  flags.delete("version");
-  for (const [k, v] of flags) {
-    if (v === true && k in SETTINGS && SETTINGS[k as keyof typeof SETTINGS].kind !== "bool") {
-      throw new ConfigError("missing value", k, "", "flag", describeAllowed(SETTINGS[k as keyof typeof SETTINGS]));
-    }
-  }
-  return { kind: "run", config: loadConfig({ flags, env, cwd }) };
+  const args = parseArgs(argv);
+  if (args.help) return { kind: "help", text: helpText() };
+  if (args.version) return { kind: "version", text: `pgbun ${pkg.version}` };
+  return { kind: "run", config: configFromParsed(args, env, cwd) };
 }
 
 export function helpText(): string {
   const lines = [
-    `pgbun ${VERSION}: a PostgreSQL connection pooler on Bun`,
+    `pgbun ${pkg.version}: a PostgreSQL connection pooler on Bun`,
     "",
     "Usage:",
     "  pgbun --upstream postgres://USER:PASSWORD@HOST:5432/DB [--pool-mode transaction] [--pool-size 20]",
-    "  pgbun --config config/pgbun.toml",
+    "  pgbun --config pgbun.toml",
     "",
-    "  --config PATH            TOML config file, relative to the working directory (env PGBUN_CONFIG)",
-    "  --upstream URL           pool this PostgreSQL database; clients log in as its user with its password (env PGBUN_UPSTREAM)",
-    "  --pool-size N            alias of --default-pool-size",
-    "  --help, --version",
+    "Options:",
+    ...entry("--config PATH", "TOML file with [pgbun], [databases.NAME], [users.NAME]; relative to the working directory", "env PGBUN_CONFIG"),
+    ...entry("--upstream URL", "pool this database; clients log in to it as USER with PASSWORD (both percent-encoded); repeat for more", "env PGBUN_UPSTREAM"),
+    ...entry("--pool-size N", "the same as --default-pool-size", "env PGBUN_POOL_SIZE"),
+    ...entry("-h, --help", "print this help"),
+    ...entry("-v, --version", "print the version"),
     "",
-    "Settings (flag, environment variable, default): flags beat the environment, which beats the file.",
+    "Settings: each has PgBouncer's name and meaning, and is set by a flag, a PGBUN_* environment variable or a key in",
+    "[pgbun]; a flag beats the environment, which beats the file. Times are seconds (fractions allowed), 0 turns a timeout",
+    "off. On/off settings take --name=false or --no-name. Lists are comma-separated.",
+    "",
   ];
-  for (const [key, spec] of Object.entries(SETTINGS)) {
-    const def = spec.default === null ? "unset" : Array.isArray(spec.default) ? spec.default.join(",") || "none" : String(spec.default);
-    lines.push(`  ${flagName(key).padEnd(28)} ${envName(key).padEnd(34)} default ${def}`);
-    lines.push(`      ${spec.help}`);
+  for (const [key, spec] of Object.entries(SETTINGS) as Array<[string, SettingSpec]>) {
+    lines.push(...entry(`${flagName(key)} ${metavar(spec)}`, spec.help, `default ${formatDefault(spec)}, env ${envName(key)}`));
   }
   return lines.join("\n");
+}
+
+function entry(flag: string, meaning: string, extra?: string): string[] {
+  return [`  ${flag}${extra === undefined ? "" : `  (${extra})`}`, `        ${meaning}`];
+}
+
+function metavar(spec: SettingSpec): string {
+  switch (spec.kind) {
+    case "enum":
+      return (spec.values ?? []).join("|");
+    case "int":
+      return "N";
+    case "seconds":
+      return "SECONDS";
+    case "bool":
+      return "true|false";
+    case "list":
+      return "USER,...";
+    case "address":
+    case "address?":
+      return "HOST:PORT";
+    case "string":
+      return "TEXT";
+  }
+}
+
+export function formatDefault(spec: SettingSpec): string {
+  const d = spec.default;
+  if (d === null) return "off";
+  if (Array.isArray(d)) return d.length === 0 ? "none" : d.join(",");
+  if (typeof d === "object") return formatAddress(d as { host: string; port: number });
+  // Quoted only where the text has spaces or may be empty; an enum's value reads better bare.
+  if (typeof d === "string") return spec.kind === "string" ? JSON.stringify(d) : d;
+  return String(d);
 }

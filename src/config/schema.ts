@@ -1,25 +1,34 @@
-// Every setting pgbun knows, with PgBouncer's names, meanings and defaults; the types the rest of pgbun reads.
+// Every setting pgbun knows, with PgBouncer's names, meanings and defaults; the zod checks and the types the rest of pgbun reads.
 
 import { z } from "zod";
 
 export type PoolMode = "session" | "transaction" | "statement";
+/** How clients prove who they are, in PgBouncer's words ("plain" is a cleartext password). */
 export type AuthType = "trust" | "plain" | "md5" | "scram-sha-256";
+export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "text" | "json";
+
 export interface Address {
   host: string;
+  /** 0 lets the system pick a free port. */
   port: number;
 }
 
+/** The [pgbun] section. Timeouts are seconds (fractions allowed) and 0 disables them, as in PgBouncer. */
 export interface Settings {
   listen: Address;
   pool_mode: PoolMode;
   default_pool_size: number;
   min_pool_size: number;
+  reserve_pool_size: number;
   max_client_conn: number;
+  max_db_connections: number;
   auth_type: AuthType;
   server_reset_query: string;
   server_reset_query_always: boolean;
   query_wait_timeout: number;
   server_connect_timeout: number;
+  server_login_retry: number;
   server_idle_timeout: number;
   server_lifetime: number;
   client_idle_timeout: number;
@@ -33,11 +42,14 @@ export interface Settings {
   stats_users: string[];
   stats_listen: Address | null;
   stats_period: number;
-  log_level: "debug" | "info" | "warn" | "error";
-  log_format: "text" | "json";
+  log_level: LogLevel;
+  log_format: LogFormat;
   log_connections: boolean;
   log_disconnections: boolean;
+  log_pooler_errors: boolean;
+  application_name_add_host: boolean;
   workers: number;
+  tcp_keepalive: boolean;
 }
 
 export interface DatabaseConfig {
@@ -50,12 +62,15 @@ export interface DatabaseConfig {
   pool_mode?: PoolMode;
   pool_size?: number;
   min_pool_size?: number;
+  max_db_connections?: number;
 }
 
 export interface UserConfig {
   name: string;
+  /** Plain text, "md5" + 32 hex digits, or a "SCRAM-SHA-256$..." verifier as PostgreSQL stores them. */
   password?: string;
   pool_mode?: PoolMode;
+  max_user_connections?: number;
 }
 
 export interface Config {
@@ -65,79 +80,113 @@ export interface Config {
   source: { configFile: string | null };
 }
 
-type Kind = "int" | "seconds" | "bool" | "string" | "list" | "address" | "address?" | readonly string[];
+export type SettingKind = "int" | "seconds" | "bool" | "string" | "list" | "address" | "address?" | "enum";
 
-export interface FieldSpec {
-  kind: Kind;
-  default: unknown;
+export interface SettingSpec<T = unknown> {
+  kind: SettingKind;
+  default: T;
+  /** Bounds of an int or seconds setting. */
   min?: number;
   max?: number;
+  /** The choices of an enum setting. */
+  values?: readonly string[];
+  /** One line for --help and the example config. */
   help: string;
 }
 
-const POOL_MODES = ["session", "transaction", "statement"] as const;
+export const POOL_MODES = ["session", "transaction", "statement"] as const satisfies readonly PoolMode[];
+export const AUTH_TYPES = ["trust", "plain", "md5", "scram-sha-256"] as const satisfies readonly AuthType[];
+const LOG_LEVELS = ["debug", "info", "warn", "error"] as const satisfies readonly LogLevel[];
+const LOG_FORMATS = ["text", "json"] as const satisfies readonly LogFormat[];
 
-/** The [pgbun] section. Timeouts are seconds (fractions allowed); 0 disables, as in PgBouncer. */
-export const SETTINGS: Record<keyof Settings, FieldSpec> = {
-  listen: { kind: "address", default: "127.0.0.1:6432", help: "host:port clients connect to (port 0 picks a free one)" },
-  pool_mode: { kind: POOL_MODES, default: "session", help: "when a server goes back to the pool: session, transaction or statement" },
-  default_pool_size: { kind: "int", default: 20, min: 1, max: 100000, help: "server connections per (database, user) pool" },
-  min_pool_size: { kind: "int", default: 0, min: 0, max: 100000, help: "server connections kept open even when idle" },
-  max_client_conn: { kind: "int", default: 100, min: 1, max: 10000000, help: "client connections accepted in all; beyond it clients get an error" },
-  auth_type: { kind: ["trust", "plain", "md5", "scram-sha-256"], default: "scram-sha-256", help: "how clients prove their password (trust: no password, local development only)" },
-  server_reset_query: { kind: "string", default: "DISCARD ALL", help: "run on a server when a session-mode client leaves" },
-  server_reset_query_always: { kind: "bool", default: false, help: "also run server_reset_query in transaction and statement mode" },
-  query_wait_timeout: { kind: "seconds", default: 120, help: "longest a client waits for a free server before it gets an error" },
-  server_connect_timeout: { kind: "seconds", default: 15, help: "longest a server connection and login may take" },
-  server_idle_timeout: { kind: "seconds", default: 600, help: "close a server left idle in the pool this long (above min_pool_size)" },
-  server_lifetime: { kind: "seconds", default: 3600, help: "close a server this old when it next becomes idle" },
-  client_idle_timeout: { kind: "seconds", default: 0, help: "close a client connection idle (no transaction) this long" },
-  client_login_timeout: { kind: "seconds", default: 60, help: "close a client that has not logged in within this time" },
-  idle_transaction_timeout: { kind: "seconds", default: 0, help: "close a client idle inside an open transaction this long" },
-  query_timeout: { kind: "seconds", default: 0, help: "close a client whose query runs longer than this" },
-  shutdown_timeout: { kind: "seconds", default: 30, help: "on SIGTERM, how long open transactions may finish" },
-  max_packet_size: { kind: "int", default: 1 << 30, min: 1024, max: 2 ** 31 - 1, help: "largest protocol message accepted, in bytes" },
-  max_prepared_statements: { kind: "int", default: 200, min: 0, max: 1000000, help: "prepared statements cached per server connection in transaction/statement mode (0: off)" },
-  admin_users: { kind: "list", default: [], help: "users allowed on the admin console (database pgbun)" },
-  stats_users: { kind: "list", default: [], help: "users allowed read-only SHOW commands on the admin console" },
-  stats_listen: { kind: "address?", default: null, help: "host:port of the HTTP /metrics, /healthz and /stats endpoint (off when unset)" },
-  stats_period: { kind: "seconds", default: 60, help: "how often pool statistics are logged" },
-  log_level: { kind: ["debug", "info", "warn", "error"], default: "info", help: "least severe log line written" },
-  log_format: { kind: ["text", "json"], default: "text", help: "log line format" },
-  log_connections: { kind: "bool", default: true, help: "log each client login" },
-  log_disconnections: { kind: "bool", default: true, help: "log each client disconnection with its reason" },
-  workers: { kind: "int", default: 1, min: 1, max: 64, help: "processes sharing the listen port (SO_REUSEPORT)" },
+/** Upper bounds exist to catch a slipped digit, not to limit real deployments. */
+const POOL_MAX = 100_000;
+const CONN_MAX = 10_000_000;
+
+const int = (d: number, min: number, max: number, help: string): SettingSpec<number> => ({ kind: "int", default: d, min, max, help });
+const seconds = (d: number, help: string, min = 0): SettingSpec<number> => ({ kind: "seconds", default: d, min, help });
+const bool = (d: boolean, help: string): SettingSpec<boolean> => ({ kind: "bool", default: d, help });
+function oneOf<T extends string>(values: readonly T[], d: NoInfer<T>, help: string): SettingSpec<T> {
+  return { kind: "enum", default: d, values, help };
+}
+
+/** In the order --help and SHOW CONFIG list them. */
+export const SETTINGS: { readonly [K in keyof Settings]: SettingSpec<Settings[K]> } = {
+  listen: { kind: "address", default: { host: "127.0.0.1", port: 6432 }, help: "host:port clients connect to; port 0 picks a free one" },
+  pool_mode: oneOf(POOL_MODES, "session", "when a server goes back to the pool: after the client leaves, each transaction, or each statement"),
+  default_pool_size: int(20, 1, POOL_MAX, "server connections per (database, user) pool"),
+  min_pool_size: int(0, 0, POOL_MAX, "server connections each pool keeps open even when idle"),
+  reserve_pool_size: int(0, 0, POOL_MAX, "extra server connections a pool may open when clients have waited too long"),
+  max_client_conn: int(100, 1, CONN_MAX, "client connections accepted in all; beyond it new clients get an error"),
+  max_db_connections: int(0, 0, CONN_MAX, "server connections per database across all its users (0: unlimited)"),
+  auth_type: oneOf(AUTH_TYPES, "scram-sha-256", "how clients prove their password: scram-sha-256, md5, plain (cleartext) or trust (none)"),
+  server_reset_query: { kind: "string", default: "DISCARD ALL", help: "run on a server before another session-mode client gets it (empty: none)" },
+  server_reset_query_always: bool(false, "also run server_reset_query in transaction and statement mode"),
+  query_wait_timeout: seconds(120, "longest a client waits for a free server before it gets an error"),
+  server_connect_timeout: seconds(15, "longest connecting and logging in to a server may take"),
+  server_login_retry: seconds(15, "after a failed server login, wait this long before trying again"),
+  server_idle_timeout: seconds(600, "close a server left unused in the pool this long (above min_pool_size)"),
+  server_lifetime: seconds(3600, "close a server this old once it is back in the pool"),
+  client_idle_timeout: seconds(0, "close a client connection idle outside a transaction this long"),
+  client_login_timeout: seconds(60, "close a client that has not logged in within this time"),
+  idle_transaction_timeout: seconds(0, "close a client that sits idle inside an open transaction this long"),
+  query_timeout: seconds(0, "close a client whose query has run longer than this"),
+  shutdown_timeout: seconds(30, "on SIGTERM, how long transactions in flight may take to finish"),
+  max_packet_size: int(1 << 30, 1024, 2 ** 31 - 1, "largest protocol message accepted, in bytes (PostgreSQL's own limit is 1 GB)"),
+  max_prepared_statements: int(200, 0, 1_000_000, "prepared statements tracked per server in transaction and statement mode (0: off)"),
+  admin_users: { kind: "list", default: [], help: "users allowed every command on the admin console (database pgbun)" },
+  stats_users: { kind: "list", default: [], help: "users allowed the read-only SHOW commands on the admin console" },
+  stats_listen: { kind: "address?", default: null, help: "host:port of the HTTP /metrics, /healthz and /stats endpoint (unset or empty: off)" },
+  stats_period: seconds(60, "how often pool statistics are logged and averaged", 1),
+  log_level: oneOf(LOG_LEVELS, "info", "least severe log line written"),
+  log_format: oneOf(LOG_FORMATS, "text", "log lines as text or one JSON object each"),
+  log_connections: bool(true, "log each client login"),
+  log_disconnections: bool(true, "log each client disconnection with its reason"),
+  log_pooler_errors: bool(true, "log the errors pgbun itself sends to clients"),
+  application_name_add_host: bool(false, "append the client's host and port to application_name on the server"),
+  workers: int(1, 1, 256, "processes sharing the listen port with SO_REUSEPORT"),
+  tcp_keepalive: bool(true, "TCP keepalive on client and server sockets"),
 };
 
-export function describeAllowed(spec: FieldSpec): string {
-  const k = spec.kind;
-  if (Array.isArray(k)) return `expected one of ${k.join(", ")}`;
-  switch (k) {
+export const SETTING_KEYS = Object.keys(SETTINGS) as Array<keyof Settings>;
+
+export function isSettingKey(key: string): key is keyof Settings {
+  return Object.hasOwn(SETTINGS, key);
+}
+
+/** The end of the one-line error: what a setting accepts. */
+export function describeAllowed(spec: SettingSpec): string {
+  switch (spec.kind) {
+    case "enum":
+      return `expected one of ${(spec.values ?? []).join(", ")}`;
     case "int":
       return `expected an integer from ${spec.min} to ${spec.max}`;
     case "seconds":
-      return "expected a number of seconds, 0 or more";
+      return `expected a number of seconds, ${spec.min === 0 ? "0 (off) or more" : `at least ${spec.min}`}, fractions allowed`;
     case "bool":
       return "expected true or false";
     case "list":
-      return "expected a comma-separated list of names";
+      return "expected user names, comma-separated (or a TOML array in the file)";
     case "address":
+      return "expected host:port, e.g. 127.0.0.1:6432 or [::1]:6432, with a port from 0 to 65535";
     case "address?":
-      return "expected host:port with a port from 0 to 65535";
-    default:
+      return "expected host:port, e.g. 127.0.0.1:6480, or empty for off";
+    case "string":
       return "expected text";
   }
 }
 
-/** The zod type checking one setting after strings from flags and environment were coerced. */
-export function zodFor(spec: FieldSpec): z.ZodTypeAny {
-  const k = spec.kind;
-  if (Array.isArray(k)) return z.enum(k as [string, ...string[]]);
-  switch (k) {
+const addressSchema = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
+
+/** Checks one setting once strings from flags and the environment were turned into numbers, booleans and addresses. */
+export function zodFor(spec: SettingSpec): z.ZodTypeAny {
+  switch (spec.kind) {
+    case "enum":
+      return z.enum(spec.values as [string, ...string[]]);
     case "int":
       return z.number().int().min(spec.min ?? 0).max(spec.max ?? Number.MAX_SAFE_INTEGER);
     case "seconds":
-      return z.number().finite().min(0);
+      return z.number().finite().min(spec.min ?? 0);
     case "bool":
       return z.boolean();
     case "list":
@@ -146,15 +195,17 @@ export function zodFor(spec: FieldSpec): z.ZodTypeAny {
       return addressSchema;
     case "address?":
       return addressSchema.nullable();
-    default:
+    case "string":
       return z.string();
   }
 }
 
-const addressSchema = z.object({ host: z.string().min(1), port: z.number().int().min(0).max(65535) });
-
 const poolModeSchema = z.enum(POOL_MODES);
+const md5Looking = /^md5[0-9a-fA-F]+$/;
+const md5Hash = /^md5[0-9a-f]{32}$/;
+const scramVerifier = /^SCRAM-SHA-256\$[1-9][0-9]*:[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*:[A-Za-z0-9+/]+=*$/;
 
+/** A [databases.NAME] section; dbname defaults to NAME once the name is known. */
 export const databaseSchema = z
   .object({
     host: z.string().min(1).default("127.0.0.1"),
@@ -163,17 +214,30 @@ export const databaseSchema = z
     user: z.string().min(1).optional(),
     password: z.string().optional(),
     pool_mode: poolModeSchema.optional(),
-    pool_size: z.number().int().min(1).optional(),
-    min_pool_size: z.number().int().min(0).optional(),
+    pool_size: z.number().int().min(1).max(POOL_MAX).optional(),
+    min_pool_size: z.number().int().min(0).max(POOL_MAX).optional(),
+    max_db_connections: z.number().int().min(0).max(CONN_MAX).optional(),
   })
-  .strict();
+  .strict()
+  // Without a user pgbun logs in as each client's own user, so a lone password would be sent for users it was never meant for.
+  .refine((d) => d.password === undefined || d.user !== undefined, {
+    path: ["password"],
+    message: "a password needs a user: add user = \"...\" to this database, or remove the password",
+  });
 
+/** A [users.NAME] section: the password clients give pgbun, and per-user limits. */
 export const userSchema = z
   .object({
     password: z
       .string()
-      .refine((p) => !/^md5/.test(p) || /^md5[0-9a-f]{32}$/.test(p) || !/^md5[0-9a-f]+$/.test(p), "an md5 hash is md5 followed by 32 hex digits")
+      // Plain text is always allowed; only what looks like a stored hash must be a whole one, or no password would ever match it.
+      .refine((p) => !md5Looking.test(p) || md5Hash.test(p), "an md5 password is \"md5\" followed by 32 lowercase hex digits, md5(password + user)")
+      .refine((p) => !p.startsWith("SCRAM-SHA-256$") || scramVerifier.test(p), "a SCRAM verifier is SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>, as in pg_authid")
       .optional(),
     pool_mode: poolModeSchema.optional(),
+    max_user_connections: z.number().int().min(0).max(CONN_MAX).optional(),
   })
   .strict();
+
+export const DATABASE_KEYS = Object.keys(databaseSchema.innerType().shape);
+export const USER_KEYS = Object.keys(userSchema.shape);
