@@ -33,6 +33,13 @@ async function main(): Promise<void> {
   if (s.auth_type === "trust") {
     log.warn("main", "auth_type is trust: ANY client that can reach the listener logs in WITHOUT a password; use only for local development");
   }
+  // Signals are handled before anyone can learn the port: a SIGHUP right after "listening" must reload, not kill.
+  process.on("SIGHUP", () => app.reload());
+  process.on("SIGTERM", () => app.gracefulStop());
+  process.on("SIGINT", () => {
+    log.info("main", "SIGINT: closing at once");
+    app.exit(0);
+  });
   let port: number;
   try {
     port = app.start();
@@ -47,12 +54,6 @@ async function main(): Promise<void> {
   if (app.httpPort !== null) process.stdout.write(`pgbun stats on http://${s.stats_listen!.host}:${app.httpPort}\n`);
   log.info("main", "started", { listen: `${s.listen.host}:${port}`, pool_mode: s.pool_mode, databases: [...config.databases.keys()].join(",") });
 
-  process.on("SIGHUP", () => app.reload());
-  process.on("SIGTERM", () => app.gracefulStop());
-  process.on("SIGINT", () => {
-    log.info("main", "SIGINT: closing at once");
-    app.exit(0);
-  });
 }
 
 void main();
