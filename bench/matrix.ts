@@ -1,0 +1,94 @@
+// The interleaved matrix: round by round, each point runs through every target in turn, so drift falls on all of them.
+
+import { runPgbench, threadsFor, type PgbenchPoint, type PgbenchResult } from "./pgbench.ts";
+import { pointName, samePoint } from "./plan.ts";
+import { newPoint, notRun, summarise, type PointResult, type TargetResult } from "./report.ts";
+
+export interface MatrixTarget {
+  /** "pgbun", "PgBouncer", "direct" or "pgbun-wN". */
+  key: string;
+  port: number;
+  /** Why this target does not run a point (unsupported, skipped), or null when it does. */
+  exclude(p: PgbenchPoint): { status: "unsupported" | "skipped"; reason: string } | null;
+  /** False once the process behind the target has died: its remaining runs are recorded as errors. */
+  alive(): boolean;
+  logTail(): string;
+}
+
+export interface MatrixOptions {
+  rounds: number;
+  seconds: number;
+  user: string;
+  password: string;
+  db: string;
+  /** Run before every TPC-B measurement (vacuum, truncate history), directly on PostgreSQL. */
+  beforeTpcb(): Promise<void>;
+  /** Extra targets that run only at one point (pgbun with more workers). */
+  onlyAt?: { key: string; point: PgbenchPoint };
+}
+
+const fmt = (r: PgbenchResult) => (r.ok ? `${r.tps!.toFixed(0).padStart(7)} tps ${r.latencyMs!.toFixed(3).padStart(8)} ms${r.failed ? `, ${r.failed} failed` : ""}` : `ERROR ${r.error}`);
+
+const appliesTo = (o: MatrixOptions, t: MatrixTarget, p: PgbenchPoint) => !o.onlyAt || o.onlyAt.key !== t.key || samePoint(o.onlyAt.point, p);
+
+/** How many pgbench runs the matrix will make: the time it takes is about this times (seconds + connection setup). */
+export function plannedRuns(points: PgbenchPoint[], targets: MatrixTarget[], o: MatrixOptions): number {
+  return o.rounds * points.reduce((n, p) => n + targets.filter((t) => appliesTo(o, t, p) && !t.exclude(p)).length, 0);
+}
+
+export async function runMatrix(points: PgbenchPoint[], targets: MatrixTarget[], o: MatrixOptions): Promise<PointResult[]> {
+  const runs = new Map<string, PgbenchResult[]>();
+  const excluded = new Map<string, TargetResult>();
+  const key = (i: number, t: string) => `${i}\0${t}`;
+  const applies = (t: MatrixTarget, p: PgbenchPoint) => appliesTo(o, t, p);
+  const reportedDead = new Set<string>();
+
+  for (let round = 1; round <= o.rounds; round++) {
+    for (const [i, p] of points.entries()) {
+      for (const t of targets) {
+        if (!applies(t, p)) continue;
+        const why = t.exclude(p);
+        if (why) {
+          excluded.set(key(i, t.key), notRun(why.status, why.reason));
+          continue;
+        }
+        let r: PgbenchResult;
+        if (!t.alive()) {
+          r = { ok: false, tps: null, latencyMs: null, failed: null, transactions: null, connectMs: null, error: `${t.key} is no longer running` };
+          if (!reportedDead.has(t.key)) {
+            reportedDead.add(t.key);
+            console.log(`${t.key} died; its last log lines:\n${t.logTail()}`);
+          }
+        } else {
+          if (p.script === "tpcb") await o.beforeTpcb();
+          r = await runPgbench(p, o.seconds, { port: t.port, user: o.user, password: o.password, db: o.db });
+        }
+        const list = runs.get(key(i, t.key)) ?? [];
+        list.push(r);
+        runs.set(key(i, t.key), list);
+        console.log(`[${round}/${o.rounds}] ${pointName(p).padEnd(22)} ${t.key.padEnd(10)} ${fmt(r)}`);
+      }
+    }
+  }
+
+  return points.map((p, i) => {
+    const point = newPoint(p, threadsFor(p.clients), o.seconds);
+    for (const t of targets) {
+      if (!applies(t, p)) continue;
+      point.targets[t.key] = excluded.get(key(i, t.key)) ?? summarise(runs.get(key(i, t.key)) ?? []);
+    }
+    return point;
+  });
+}
+
+/** A short unmeasured run through every target first, so no target's first round pays for cold caches or a cold JIT. */
+export async function warmUp(targets: MatrixTarget[], o: MatrixOptions, seconds: number, modes: PgbenchPoint["mode"][]): Promise<void> {
+  for (const t of targets) {
+    for (const mode of modes) {
+      const p: PgbenchPoint = { script: "select-only", mode, clients: 10 };
+      if (t.exclude(p) || !t.alive()) continue;
+      const r = await runPgbench(p, seconds, { port: t.port, user: o.user, password: o.password, db: o.db });
+      if (!r.ok) console.log(`warm-up through ${t.key} (-M ${mode}) failed: ${r.error}`);
+    }
+  }
+}

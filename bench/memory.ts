@@ -1,0 +1,113 @@
+// Memory per idle client: a pooler's RSS with N idle, logged-in clients minus its RSS with none, divided by N.
+
+import { join } from "node:path";
+import { readRssKiB, type RunningPooler } from "./targets.ts";
+
+export interface IdleMemoryResult {
+  target: string;
+  requested: number;
+  ready: number;
+  failed: number;
+  /** Clients closed by the pooler between their login and the measurement. */
+  lost: number;
+  loginMs: number;
+  baselineKiB: number | null;
+  loadedKiB: number | null;
+  /** (loaded - baseline) / ready, in bytes; null when nothing could be measured. */
+  bytesPerClient: number | null;
+  errors: string[];
+}
+
+interface IdleSummary {
+  ready: number;
+  failed: number;
+  ms: number;
+  errors: string[];
+}
+
+const SCRIPT = join(import.meta.dir, "idle-clients.ts");
+
+/** Holds `count` idle clients open in a child process until release() is called. */
+class IdleClients {
+  private readonly proc: Bun.Subprocess<"pipe", "pipe", "ignore">;
+  private readonly reader: { read(): Promise<{ done: boolean; value?: Uint8Array }> };
+  private text = "";
+
+  constructor(port: number, count: number, timeoutSeconds: number) {
+    this.proc = Bun.spawn([process.execPath, SCRIPT, String(port), String(count), "postgres", "postgres", "postgres", "100", String(timeoutSeconds)], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "ignore",
+    });
+    this.reader = this.proc.stdout.getReader();
+  }
+
+  /** The next JSON line the child prints, or null if it exits or the time runs out first. */
+  async nextLine<T>(timeoutMs: number): Promise<T | null> {
+    const deadline = Date.now() + timeoutMs;
+    const decoder = new TextDecoder();
+    while (!this.text.includes("\n")) {
+      const left = deadline - Date.now();
+      if (left <= 0) return null;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const expired = new Promise<null>((r) => (timer = setTimeout(() => r(null), left)));
+      const chunk = await Promise.race([this.reader.read(), expired]);
+      clearTimeout(timer);
+      if (chunk === null) return null;
+      if (chunk.done) break;
+      this.text += decoder.decode(chunk.value, { stream: true });
+    }
+    const nl = this.text.indexOf("\n");
+    if (nl < 0) return null;
+    const line = this.text.slice(0, nl);
+    this.text = this.text.slice(nl + 1);
+    return JSON.parse(line) as T;
+  }
+
+  async release(): Promise<number> {
+    try {
+      this.proc.stdin.end();
+    } catch {
+      /* already gone */
+    }
+    const lost = await this.nextLine<{ lost: number }>(10_000);
+    const timer = setTimeout(() => this.proc.kill("SIGKILL"), 10_000);
+    await this.proc.exited;
+    clearTimeout(timer);
+    return lost?.lost ?? 0;
+  }
+}
+
+/**
+ * The baseline is taken after a few clients have logged in and left, so the first server login, the pooler's
+ * first-use allocations and (for pgbun) JIT warm-up are not charged to the idle clients.
+ */
+export async function measureIdleMemory(pooler: RunningPooler, count: number, settleMs = 2000): Promise<IdleMemoryResult> {
+  const timeoutSeconds = Math.max(60, Math.ceil(count / 50));
+  const warm = new IdleClients(pooler.port, 20, 30);
+  await warm.nextLine<IdleSummary>(35_000);
+  await warm.release();
+  await Bun.sleep(settleMs);
+  const baselineKiB = readRssKiB(pooler.pid);
+
+  const idle = new IdleClients(pooler.port, count, timeoutSeconds);
+  const summary = await idle.nextLine<IdleSummary>((timeoutSeconds + 10) * 1000);
+  await Bun.sleep(settleMs);
+  const loadedKiB = readRssKiB(pooler.pid);
+  const lost = await idle.release();
+
+  const ready = summary?.ready ?? 0;
+  const bytesPerClient = baselineKiB !== null && loadedKiB !== null && ready > 0 ? ((loadedKiB - baselineKiB) * 1024) / ready : null;
+  return {
+    target: pooler.name,
+    requested: count,
+    ready,
+    failed: summary ? summary.failed : count,
+    lost,
+    loginMs: summary?.ms ?? 0,
+    baselineKiB,
+    loadedKiB,
+    bytesPerClient,
+    errors: summary ? summary.errors : ["the idle-client process printed no summary"],
+  };
+}

@@ -1,0 +1,95 @@
+// Runs one pgbench measurement against 127.0.0.1:PORT and parses its TPS, average latency and failures.
+
+export type QueryMode = "simple" | "extended" | "prepared";
+export type Script = "select-only" | "tpcb";
+
+export interface PgbenchPoint {
+  script: Script;
+  mode: QueryMode;
+  clients: number;
+}
+
+export interface PgbenchResult {
+  ok: boolean;
+  tps: number | null;
+  latencyMs: number | null;
+  failed: number | null;
+  transactions: number | null;
+  connectMs: number | null;
+  /** Why ok is false: pgbench's exit code and its last error lines, or a timeout. */
+  error?: string;
+}
+
+export interface PgbenchTarget {
+  port: number;
+  user: string;
+  password: string;
+  db: string;
+}
+
+/** pgbench threads: -j 1 for one client, else 2 (the machine this was written for has 2 cores; more threads only contend). */
+export function threadsFor(clients: number): number {
+  return clients >= 2 ? 2 : 1;
+}
+
+export function pgbenchArgs(p: PgbenchPoint, seconds: number, t: PgbenchTarget): string[] {
+  return [
+    "-n", // no vacuum through the target: run.ts vacuums directly before TPC-B runs, the same for every target
+    "-T", String(seconds),
+    "-c", String(p.clients),
+    "-j", String(threadsFor(p.clients)),
+    "-M", p.mode,
+    ...(p.script === "select-only" ? ["-S"] : []),
+    "-h", "127.0.0.1",
+    "-p", String(t.port),
+    "-U", t.user,
+    t.db,
+  ];
+}
+
+/** PGPASSWORD for the login, and no other PG* variable to steer pgbench elsewhere. */
+export function clientEnv(password: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("PG")) env[k] = v;
+  return { ...env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "30", LC_ALL: "C" };
+}
+
+const number = (text: string, re: RegExp): number | null => {
+  const m = text.match(re);
+  return m ? Number(m[1]) : null;
+};
+
+export function parsePgbench(out: string, exitCode: number): PgbenchResult {
+  const tps = number(out, /^tps = ([\d.]+)/m);
+  const latencyMs = number(out, /^latency average = ([\d.]+) ms/m);
+  const failed = number(out, /^number of failed transactions: (\d+)/m);
+  const transactions = number(out, /^number of transactions actually processed: (\d+)/m);
+  const connectMs = number(out, /^initial connection time = ([\d.]+) ms/m);
+  const ok = exitCode === 0 && tps !== null && latencyMs !== null;
+  const result: PgbenchResult = { ok, tps, latencyMs, failed, transactions, connectMs };
+  if (!ok) {
+    const errors = out.split("\n").filter((l) => /error|abort|FATAL|could not/i.test(l));
+    result.error = `pgbench exit ${exitCode}: ${(errors.slice(-3).join(" | ") || out.trim().split("\n").slice(-2).join(" | ")).slice(0, 400)}`;
+  }
+  return result;
+}
+
+/** Runs pgbench, killing it when it outlives -T by more than the grace (connection setup of 1000 clients included). */
+export async function runPgbench(p: PgbenchPoint, seconds: number, t: PgbenchTarget, graceSeconds = 60): Promise<PgbenchResult> {
+  const proc = Bun.spawn(["pgbench", ...pgbenchArgs(p, seconds, t)], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: clientEnv(t.password),
+  });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill("SIGKILL");
+  }, (seconds + graceSeconds) * 1000);
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  clearTimeout(timer);
+  const result = parsePgbench(`${out}\n${err}`, code);
+  if (timedOut) return { ...result, ok: false, error: `pgbench killed after ${seconds + graceSeconds} s` };
+  return result;
+}

@@ -1,0 +1,96 @@
+// What a run measures: the command-line options, the pgbench points, rounds and seconds per point for full and --quick.
+
+import { parseArgs } from "node:util";
+import type { PgbenchPoint, QueryMode } from "./pgbench.ts";
+
+export interface BenchOptions {
+  quick: boolean;
+  rounds: number;
+  /** pgbench -T per point. */
+  seconds: number;
+  /** pgbun worker counts to measure; counts above 1 run only at the -S simple 100-client point. */
+  workers: number[];
+  /** Idle clients for the memory measurement; 0 skips it. */
+  idleClients: number;
+  /** pgbench -i -s. */
+  scale: number;
+}
+
+export const POOL_SIZE = 20;
+export const MAX_CLIENT_CONN = 2000;
+/** Enough for the 1000-client direct points plus the poolers' servers and psql. */
+export const PG_MAX_CONNECTIONS = 1100;
+/** Direct runs need this many of max_connections left for the poolers' servers and superuser_reserved_connections. */
+export const DIRECT_HEADROOM = 3 * POOL_SIZE + 10;
+/** The point at which extra pgbun workers are measured. */
+export const WORKERS_POINT: PgbenchPoint = { script: "select-only", mode: "simple", clients: 100 };
+
+const USAGE = `usage: bun bench/run.ts [--quick] [--workers 1,2] [--rounds N] [--seconds S] [--idle-clients N] [--scale N]
+  --quick          a few points, 1 round, short runs, 1000 idle clients: under a minute
+  --workers 1,2    also measure pgbun with 2 workers at -S -M simple -c 100 (if pgbun has --workers)
+  --rounds N       rounds of the whole matrix (default 3, quick 1); medians are taken across rounds
+  --seconds S      pgbench -T per point (default 3, quick 2)
+  --idle-clients N idle clients for the memory measurement (default 10000, quick 1000; 0 skips it)
+  --scale N        pgbench -i -s (default 10)`;
+
+function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}\n${USAGE}`);
+  return n;
+}
+
+export function parseOptions(argv: string[]): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean", default: false },
+      workers: { type: "string" },
+      rounds: { type: "string" },
+      seconds: { type: "string" },
+      "idle-clients": { type: "string" },
+      scale: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const quick = values.quick ?? false;
+  const workers = (values.workers ?? "1").split(",").map((w) => positiveInt("workers", w.trim(), 1));
+  return {
+    quick,
+    rounds: positiveInt("rounds", values.rounds, quick ? 1 : 3),
+    seconds: positiveInt("seconds", values.seconds, quick ? 2 : 3),
+    workers: [...new Set(workers)].sort((a, b) => a - b),
+    idleClients: positiveInt("idle-clients", values["idle-clients"], quick ? 1000 : 10_000, 0),
+    scale: positiveInt("scale", values.scale, 10),
+  };
+}
+
+const MODES: QueryMode[] = ["simple", "extended", "prepared"];
+
+/** -S in each query mode at 1, 10, 100 and 1000 clients, then TPC-B (-M simple) at 10 and 100. */
+export function planPoints(quick: boolean): PgbenchPoint[] {
+  if (quick) {
+    return [
+      { script: "select-only", mode: "simple", clients: 1 },
+      ...MODES.map((mode): PgbenchPoint => ({ script: "select-only", mode, clients: 100 })),
+      { script: "tpcb", mode: "simple", clients: 10 },
+    ];
+  }
+  const points: PgbenchPoint[] = [];
+  for (const clients of [1, 10, 100, 1000]) for (const mode of MODES) points.push({ script: "select-only", mode, clients });
+  for (const clients of [10, 100]) points.push({ script: "tpcb", mode: "simple", clients });
+  return points;
+}
+
+export function pointName(p: PgbenchPoint): string {
+  return `${p.script === "select-only" ? "-S" : "TPC-B"} ${p.mode} c=${p.clients}`;
+}
+
+export function samePoint(a: PgbenchPoint, b: PgbenchPoint): boolean {
+  return a.script === b.script && a.mode === b.mode && a.clients === b.clients;
+}

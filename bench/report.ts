@@ -1,0 +1,167 @@
+// The results of a run: medians and ratios per point, and the same table as Markdown for the terminal and the README.
+
+import type { IdleMemoryResult } from "./memory.ts";
+import type { PgbenchPoint, PgbenchResult } from "./pgbench.ts";
+import { pointName } from "./plan.ts";
+import type { Machine } from "./system.ts";
+
+export type TargetStatus = "ok" | "error" | "unsupported" | "skipped";
+
+export interface TargetResult {
+  status: TargetStatus;
+  /** Why the target is unsupported, skipped or failed. */
+  reason?: string;
+  runs: PgbenchResult[];
+  medianTps: number | null;
+  medianLatencyMs: number | null;
+  /** pgbench's "number of failed transactions", summed over the rounds. */
+  failedTransactions: number;
+}
+
+/** Targets are "pgbun", "PgBouncer", "direct", and "pgbun-wN" for pgbun with N workers at the workers point. */
+export interface PointResult extends PgbenchPoint {
+  name: string;
+  threads: number;
+  seconds: number;
+  targets: Record<string, TargetResult>;
+}
+
+export interface AddedLatency {
+  mode: string;
+  directUs: number;
+  pgbunUs: number;
+  pgbouncerUs: number | null;
+}
+
+export interface BenchResults {
+  startedAt: string;
+  durationSeconds: number;
+  options: { quick: boolean; rounds: number; seconds: number; workers: number[]; idleClients: number; scale: number };
+  machine: Machine;
+  versions: Record<string, string>;
+  settings: { poolMode: string; poolSize: number; maxClientConn: number; pgMaxConnections: number; auth: string };
+  points: PointResult[];
+  addedLatency: AddedLatency[];
+  idleMemory: IdleMemoryResult[];
+  notes: string[];
+}
+
+export function median(xs: number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export function summarise(runs: PgbenchResult[]): TargetResult {
+  const ok = runs.filter((r) => r.ok);
+  const failedTransactions = runs.reduce((n, r) => n + (r.failed ?? 0), 0);
+  if (ok.length === 0) return { status: "error", reason: runs.map((r) => r.error).find(Boolean) ?? "no run", runs, medianTps: null, medianLatencyMs: null, failedTransactions };
+  return {
+    status: "ok",
+    runs,
+    medianTps: median(ok.map((r) => r.tps!)),
+    medianLatencyMs: median(ok.map((r) => r.latencyMs!)),
+    failedTransactions,
+  };
+}
+
+export function notRun(status: "unsupported" | "skipped", reason: string): TargetResult {
+  return { status, reason, runs: [], medianTps: null, medianLatencyMs: null, failedTransactions: 0 };
+}
+
+export function ratio(a: TargetResult | undefined, b: TargetResult | undefined): number | null {
+  if (!a?.medianTps || !b?.medianTps) return null;
+  return a.medianTps / b.medianTps;
+}
+
+export function newPoint(p: PgbenchPoint, threads: number, seconds: number): PointResult {
+  return { ...p, name: pointName(p), threads, seconds, targets: {} };
+}
+
+/** One table row per point, plus one per extra pgbun worker count measured at that point. */
+export interface Row {
+  label: string;
+  pgbun: TargetResult | undefined;
+  pgbouncer: TargetResult | undefined;
+  direct: TargetResult | undefined;
+}
+
+export function rows(points: PointResult[]): Row[] {
+  const out: Row[] = [];
+  for (const p of points) {
+    out.push({ label: p.name, pgbun: p.targets.pgbun, pgbouncer: p.targets.PgBouncer, direct: p.targets.direct });
+    for (const [key, t] of Object.entries(p.targets)) {
+      const m = key.match(/^pgbun-w(\d+)$/);
+      if (m) out.push({ label: `${p.name}, pgbun ${m[1]} workers`, pgbun: t, pgbouncer: p.targets.PgBouncer, direct: p.targets.direct });
+    }
+  }
+  return out;
+}
+
+const cell = (t: TargetResult | undefined, value: (t: TargetResult) => string): string => {
+  if (!t) return "-";
+  if (t.status !== "ok") return t.status;
+  return value(t);
+};
+const tpsCell = (t: TargetResult | undefined) => cell(t, (x) => Math.round(x.medianTps!).toString() + (x.failedTransactions ? ` (${x.failedTransactions} failed)` : ""));
+const latCell = (t: TargetResult | undefined) => cell(t, (x) => x.medianLatencyMs!.toFixed(3));
+const ratioCell = (r: number | null) => (r === null ? "-" : r.toFixed(2));
+
+export function markdownTable(points: PointResult[]): string {
+  const header = ["point", "pgbun TPS", "PgBouncer TPS", "direct TPS", "pgbun ms", "PgBouncer ms", "direct ms", "pgbun/PgBouncer", "pgbun/direct"];
+  const body = rows(points).map((r) => [
+    r.label,
+    tpsCell(r.pgbun),
+    tpsCell(r.pgbouncer),
+    tpsCell(r.direct),
+    latCell(r.pgbun),
+    latCell(r.pgbouncer),
+    latCell(r.direct),
+    ratioCell(ratio(r.pgbun, r.pgbouncer)),
+    ratioCell(ratio(r.pgbun, r.direct)),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ")} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`;
+  return [line(header), rule, ...body.map(line)].join("\n");
+}
+
+export function addedLatencyLines(list: AddedLatency[]): string[] {
+  return list.map((a) => {
+    const us = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)} µs`;
+    const bouncer = a.pgbouncerUs === null ? "PgBouncer unsupported" : `PgBouncer ${us(a.pgbouncerUs - a.directUs)}`;
+    return `-S ${a.mode}, 1 client: direct ${a.directUs.toFixed(0)} µs per transaction; pgbun ${us(a.pgbunUs - a.directUs)}, ${bouncer}`;
+  });
+}
+
+export function idleMemoryLines(list: IdleMemoryResult[]): string[] {
+  return list.map((m) => {
+    const mib = (k: number | null) => (k === null ? "?" : (k / 1024).toFixed(1));
+    const per = m.bytesPerClient === null ? "not measured" : `${(m.bytesPerClient / 1024).toFixed(2)} KiB per idle client`;
+    const problems = [m.failed ? `${m.failed} logins failed (${m.errors.join("; ")})` : "", m.lost ? `${m.lost} closed before the measurement` : ""].filter(Boolean).join(", ");
+    return `${m.target}: ${per} (RSS ${mib(m.baselineKiB)} MiB -> ${mib(m.loadedKiB)} MiB with ${m.ready} of ${m.requested} clients, logins took ${(m.loginMs / 1000).toFixed(1)} s${problems ? `; ${problems}` : ""})`;
+  });
+}
+
+export function textReport(r: BenchResults): string {
+  const v = r.versions;
+  const m = r.machine;
+  return [
+    `pgbun benchmark, ${r.startedAt}${r.options.quick ? " (--quick)" : ""}: ${r.options.rounds} round(s), pgbench -T ${r.options.seconds} per point, medians across rounds`,
+    `machine: ${m.nproc} cores (${m.cpu}), ${(m.memTotalMiB / 1024).toFixed(1)} GiB RAM, Linux ${m.kernel}`,
+    `versions: Bun ${v.bun}, ${v.postgres}, ${v.pgbouncer}, ${v.pgbench}, pgbun ${v.pgbun}`,
+    `setup: ${r.settings.poolMode} pooling, pool size ${r.settings.poolSize}, max_client_conn ${r.settings.maxClientConn}, ${r.settings.auth}; PostgreSQL max_connections ${r.settings.pgMaxConnections}, pgbench -i -s ${r.options.scale}`,
+    "",
+    markdownTable(r.points),
+    "",
+    "Added latency per query (median latency through the pooler minus direct):",
+    ...addedLatencyLines(r.addedLatency).map((l) => `  ${l}`),
+    "",
+    "Memory per idle client (RSS with N idle logged-in clients minus RSS with none, / N):",
+    ...(r.idleMemory.length ? idleMemoryLines(r.idleMemory).map((l) => `  ${l}`) : ["  not measured"]),
+    ...(r.notes.length ? ["", "Notes:", ...r.notes.map((n) => `  - ${n}`)] : []),
+    "",
+    `took ${Math.round(r.durationSeconds)} s`,
+  ].join("\n");
+}

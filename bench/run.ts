@@ -1,0 +1,176 @@
+// Entry of `bun run bench`: PostgreSQL, PgBouncer and pgbun side by side under pgbench, then idle-client memory; writes bench/results.
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startPostgres } from "../tests/harness/postgres.ts";
+import { htmlPage } from "./html.ts";
+import { plannedRuns, runMatrix, warmUp, type MatrixOptions, type MatrixTarget } from "./matrix.ts";
+import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
+import { clientEnv } from "./pgbench.ts";
+import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, WORKERS_POINT } from "./plan.ts";
+import { textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
+import { commandVersion, ensureFileLimit, machine } from "./system.ts";
+import { findPgbouncer, pgbouncerSupportsPrepared, pgbouncerVersion, pgbunHasWorkers, startPgbouncer, startPgbunTarget, type RunningPooler } from "./targets.ts";
+
+const REPO = join(import.meta.dir, "..");
+const USER = "postgres";
+const PASSWORD = "postgres";
+const DB = "postgres";
+
+// Ctrl-C or a kill still runs the exit hooks that stop PostgreSQL and the poolers.
+process.on("SIGINT", () => process.exit(130));
+process.on("SIGTERM", () => process.exit(143));
+
+const opts = parseOptions(Bun.argv.slice(2));
+const startedAt = new Date();
+const t0 = performance.now();
+const notes: string[] = [];
+const say = (s: string) => console.log(s);
+
+// 1000 pgbench clients, and N idle clients held by a child process while the pooler holds the other end.
+const need = Math.max(1000, opts.idleClients) + 300;
+const limit = ensureFileLimit(need);
+if (limit < need) {
+  const fits = Math.max(0, limit - 300);
+  notes.push(`open-file limit is ${limit} (need ${need}): idle clients cut from ${opts.idleClients} to ${fits}; raise it with ulimit -n or prlimit`);
+  opts.idleClients = Math.min(opts.idleClients, fits);
+}
+
+function gitRevision(): string {
+  const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: REPO, stdout: "pipe", stderr: "ignore" }).stdout.toString().trim();
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "src"], { cwd: REPO, stdout: "pipe", stderr: "ignore" }).stdout.toString().trim();
+  return `${head || "unknown"}${dirty ? " (src/ has uncommitted changes)" : ""}`;
+}
+
+say(`starting PostgreSQL (max_connections ${PG_MAX_CONNECTIONS}) and pgbench -i -s ${opts.scale} ...`);
+const pg = await startPostgres({ maxConnections: PG_MAX_CONNECTIONS });
+const init = Bun.spawnSync(["pgbench", "-i", "-q", "-s", String(opts.scale), "-h", "127.0.0.1", "-p", String(pg.port), "-U", USER, DB], { env: clientEnv(PASSWORD), stdout: "pipe", stderr: "pipe" });
+if (init.exitCode !== 0) throw new Error(`pgbench -i failed:\n${init.stderr.toString()}`);
+const verifier = await pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${USER}'`);
+
+const bouncerBin = findPgbouncer();
+const bouncerVersion = bouncerBin ? pgbouncerVersion(bouncerBin) : null;
+if (!bouncerBin) {
+  say("PgBouncer not found: install it with `apt-get install -y pgbouncer` (Debian/Ubuntu). Measuring pgbun and direct only.");
+  notes.push("PgBouncer was not installed (apt-get install -y pgbouncer): its columns are empty");
+}
+const bouncerPrepared = bouncerVersion !== null && pgbouncerSupportsPrepared(bouncerVersion);
+if (bouncerVersion && !bouncerPrepared) notes.push(`PgBouncer ${bouncerVersion} has no prepared statements in transaction mode (1.21+): its -M prepared points are "unsupported"`);
+
+const extraWorkers = opts.workers.filter((w) => w > 1);
+const hasWorkers = extraWorkers.length > 0 && pgbunHasWorkers();
+if (extraWorkers.length > 0 && !hasWorkers) {
+  say(`pgbun has no --workers option (bun src/main.ts --help): measuring 1 worker only`);
+  notes.push("--workers was asked for, but this pgbun has no --workers option: only 1 worker was measured");
+}
+
+const settings = { poolSize: POOL_SIZE, maxClientConn: MAX_CLIENT_CONN };
+const pgbun = await startPgbunTarget(pg.port, settings);
+const bouncer = bouncerBin ? await startPgbouncer(bouncerBin, pg.port, verifier, settings) : null;
+const workerPoolers = hasWorkers ? await Promise.all(extraWorkers.map((w) => startPgbunTarget(pg.port, settings, w))) : [];
+
+const directMax = PG_MAX_CONNECTIONS - DIRECT_HEADROOM;
+const poolerTarget = (key: string, p: RunningPooler, exclude: MatrixTarget["exclude"] = () => null): MatrixTarget => ({ key, port: p.port, exclude, alive: p.alive, logTail: p.logTail });
+const targets: MatrixTarget[] = [
+  poolerTarget("pgbun", pgbun),
+  ...(bouncer ? [poolerTarget("PgBouncer", bouncer, (p) => (p.mode === "prepared" && !bouncerPrepared ? { status: "unsupported", reason: `PgBouncer ${bouncerVersion} in transaction mode` } : null))] : []),
+  {
+    key: "direct",
+    port: pg.port,
+    exclude: (p) => (p.clients > directMax ? { status: "skipped", reason: `${p.clients} clients exceed max_connections ${PG_MAX_CONNECTIONS} less the poolers' servers` } : null),
+    alive: () => true,
+    logTail: () => "",
+  },
+  ...workerPoolers.map((w, i) => poolerTarget(`pgbun-w${extraWorkers[i]}`, w)),
+];
+
+const matrixOptions: MatrixOptions = {
+  rounds: opts.rounds,
+  seconds: opts.seconds,
+  user: USER,
+  password: PASSWORD,
+  db: DB,
+  async beforeTpcb() {
+    // What pgbench does itself without -n, done directly so every target starts its TPC-B run from the same state.
+    await pg.psql("VACUUM pgbench_branches, pgbench_tellers");
+    await pg.psql("TRUNCATE pgbench_history");
+  },
+  ...(workerPoolers.length ? { onlyAt: { key: `pgbun-w${extraWorkers[0]}`, point: WORKERS_POINT } } : {}),
+};
+if (extraWorkers.length > 1) notes.push(`only ${extraWorkers[0]} workers were measured; further worker counts are ignored`);
+
+const points = planPoints(opts.quick);
+say(`${points.length} points, ${targets.map((t) => t.key).join(", ")}, ${opts.rounds} round(s): ${plannedRuns(points, targets, matrixOptions)} pgbench runs of ${opts.seconds} s`);
+
+await warmUp(targets, matrixOptions, opts.quick ? 1 : 2, opts.quick ? ["extended"] : ["simple", "extended", "prepared"]);
+const results: PointResult[] = await runMatrix(points, targets, matrixOptions);
+
+for (const p of [...workerPoolers, ...(bouncer ? [bouncer] : []), pgbun]) await p.stop();
+
+// Added latency at one client: the pooler's median latency minus direct's, in each mode measured at c=1.
+const addedLatency: AddedLatency[] = [];
+for (const p of results) {
+  const direct = p.targets.direct?.medianLatencyMs;
+  const mine = p.targets.pgbun?.medianLatencyMs;
+  if (p.script !== "select-only" || p.clients !== 1 || !direct || !mine) continue;
+  const b = p.targets.PgBouncer?.medianLatencyMs;
+  addedLatency.push({ mode: p.mode, directUs: direct * 1000, pgbunUs: mine * 1000, pgbouncerUs: b ? b * 1000 : null });
+}
+
+const idleMemory: IdleMemoryResult[] = [];
+if (opts.idleClients > 0) {
+  const memSettings = { poolSize: POOL_SIZE, maxClientConn: opts.idleClients + 1000 };
+  say(`memory: ${opts.idleClients} idle clients through a fresh pgbun${bouncerBin ? " and a fresh PgBouncer" : ""} ...`);
+  const fresh: Array<() => Promise<RunningPooler>> = [() => startPgbunTarget(pg.port, memSettings), ...(bouncerBin ? [() => startPgbouncer(bouncerBin, pg.port, verifier, memSettings)] : [])];
+  for (const start of fresh) {
+    const pooler = await start();
+    try {
+      idleMemory.push(await measureIdleMemory(pooler, opts.idleClients));
+    } finally {
+      await pooler.stop();
+    }
+  }
+}
+
+const pgVersion = await pg.psql("SHOW server_version");
+await pg.stop();
+
+const report: BenchResults = {
+  startedAt: startedAt.toISOString(),
+  durationSeconds: (performance.now() - t0) / 1000,
+  options: { ...opts },
+  machine: machine(),
+  versions: {
+    bun: Bun.version,
+    postgres: `PostgreSQL ${pgVersion}`,
+    pgbouncer: bouncerVersion ? `PgBouncer ${bouncerVersion}` : "PgBouncer not installed",
+    pgbench: commandVersion(["pgbench", "--version"]),
+    pgbun: `${(await Bun.file(join(REPO, "package.json")).json()).version} at ${gitRevision()}`,
+  },
+  settings: { poolMode: "transaction", poolSize: POOL_SIZE, maxClientConn: MAX_CLIENT_CONN, pgMaxConnections: PG_MAX_CONNECTIONS, auth: "SCRAM-SHA-256 logins" },
+  points: results,
+  addedLatency,
+  idleMemory,
+  notes: [...notes, ...failureNotes(results)],
+};
+
+function failureNotes(points: PointResult[]): string[] {
+  const out: string[] = [];
+  for (const p of points) {
+    for (const [key, t] of Object.entries(p.targets)) {
+      const errors = t.runs.filter((r) => !r.ok).length;
+      if (errors) out.push(`${p.name} through ${key}: ${errors} of ${t.runs.length} runs failed (${t.runs.find((r) => !r.ok)?.error})`);
+      if (t.failedTransactions) out.push(`${p.name} through ${key}: ${t.failedTransactions} failed transactions`);
+    }
+  }
+  return out;
+}
+
+const dir = join(import.meta.dir, "results");
+mkdirSync(dir, { recursive: true });
+const stamp = startedAt.toISOString().replace(/[:.]/g, "-");
+writeFileSync(join(dir, `${stamp}.json`), JSON.stringify(report, null, 2) + "\n");
+writeFileSync(join(dir, `${stamp}.html`), htmlPage(report));
+say("");
+say(textReport(report));
+say(`\nwrote bench/results/${stamp}.json and bench/results/${stamp}.html`);

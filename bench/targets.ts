@@ -1,0 +1,163 @@
+// The poolers under test: PgBouncer from a temporary ini file and pgbun from its command line, both as child processes.
+
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startPgbun, type PgbunProcess } from "../tests/harness/pgbun.ts";
+import { freePort } from "../tests/harness/postgres.ts";
+import { undoIfKilled } from "../tests/harness/watchdog.ts";
+
+export interface PoolerSettings {
+  poolSize: number;
+  maxClientConn: number;
+}
+
+export interface RunningPooler {
+  name: string;
+  port: number;
+  /** The process whose RSS is the pooler's: pgbouncer itself, or the bun process running pgbun. */
+  pid: number;
+  stop(): Promise<void>;
+  alive(): boolean;
+  /** The pooler's own log so far, for a failure report. */
+  logTail(): string;
+}
+
+const asRoot = process.getuid?.() === 0;
+const SERVER_OS_USER = "postgres";
+
+export function findPgbouncer(): string | null {
+  return Bun.which("pgbouncer") ?? (existsSync("/usr/sbin/pgbouncer") ? "/usr/sbin/pgbouncer" : null);
+}
+
+/** "1.18.0" from the first line of pgbouncer --version. */
+export function pgbouncerVersion(bin: string): string {
+  const out = Bun.spawnSync([bin, "--version"], { stdout: "pipe", stderr: "pipe" }).stdout.toString();
+  return out.match(/PgBouncer (\d+\.\d+(?:\.\d+)?)/)?.[1] ?? "unknown";
+}
+
+/** Protocol-level prepared statements in transaction mode arrived in PgBouncer 1.21 (max_prepared_statements). */
+export function pgbouncerSupportsPrepared(version: string): boolean {
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  return major > 1 || (major === 1 && minor >= 21);
+}
+
+export function readRssKiB(pid: number): number | null {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/^VmRSS:\s+(\d+) kB/m);
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function canConnect(port: number): Promise<boolean> {
+  try {
+    const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    s.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitForPort(port: number, proc: Bun.Subprocess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`exited (${proc.exitCode ?? proc.signalCode}) before listening`);
+    if (await canConnect(port)) return;
+    await Bun.sleep(100);
+  }
+  throw new Error(`not listening on 127.0.0.1:${port} after ${timeoutMs} ms`);
+}
+
+/**
+ * PgBouncer in transaction mode in front of pgPort, run as the postgres system user when we are root.
+ * The userlist holds PostgreSQL's own SCRAM verifier, as in production: clients log in with SCRAM and PgBouncer
+ * reuses their proof for its server logins.
+ */
+export async function startPgbouncer(bin: string, pgPort: number, scramVerifier: string, s: PoolerSettings): Promise<RunningPooler> {
+  const dir = mkdtempSync(join(tmpdir(), "pgbun-bench-pgbouncer-"));
+  const port = await freePort();
+  const ini = `[databases]
+postgres = host=127.0.0.1 port=${pgPort} dbname=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = ${port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = ${join(dir, "userlist.txt")}
+pool_mode = transaction
+default_pool_size = ${s.poolSize}
+max_client_conn = ${s.maxClientConn}
+logfile = ${join(dir, "pgbouncer.log")}
+log_connections = 0
+log_disconnections = 0
+ignore_startup_parameters = extra_float_digits
+`;
+  writeFileSync(join(dir, "pgbouncer.ini"), ini);
+  writeFileSync(join(dir, "userlist.txt"), `"postgres" "${scramVerifier}"\n`, { mode: 0o600 });
+  if (asRoot) {
+    const uid = Number(Bun.spawnSync(["id", "-u", SERVER_OS_USER]).stdout.toString().trim());
+    const gid = Number(Bun.spawnSync(["id", "-g", SERVER_OS_USER]).stdout.toString().trim());
+    for (const f of ["", "pgbouncer.ini", "userlist.txt"]) chownSync(join(dir, f), uid, gid);
+  }
+  // setpriv execs pgbouncer in place (runuser forks), so the child's pid is pgbouncer's and its RSS is the pooler's.
+  const cmd = asRoot ? ["setpriv", `--reuid=${SERVER_OS_USER}`, `--regid=${SERVER_OS_USER}`, "--init-groups", "--", bin, "-q", join(dir, "pgbouncer.ini")] : [bin, "-q", join(dir, "pgbouncer.ini")];
+  const proc = Bun.spawn(cmd, { cwd: "/", stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+  const forget = undoIfKilled({ kill: proc.pid, rm: dir });
+  const logTail = () => {
+    try {
+      return readFileSync(join(dir, "pgbouncer.log"), "utf8").trimEnd().split("\n").slice(-20).join("\n");
+    } catch {
+      return "(no pgbouncer log)";
+    }
+  };
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGINT");
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+    await proc.exited;
+    clearTimeout(timer);
+    rmSync(dir, { recursive: true, force: true });
+    forget();
+  };
+  try {
+    await waitForPort(port, proc, 15_000);
+  } catch (err) {
+    const tail = logTail();
+    await stop();
+    throw new Error(`PgBouncer ${(err as Error).message}:\n${tail}`);
+  }
+  return { name: "PgBouncer", port, pid: proc.pid, stop, logTail, alive: () => proc.exitCode === null && proc.signalCode === null };
+}
+
+/** pgbun in transaction mode in front of pgPort with the same pool size and client limit as PgBouncer. */
+export async function startPgbunTarget(pgPort: number, s: PoolerSettings, workers = 1): Promise<RunningPooler> {
+  const args = [
+    "--upstream", `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`,
+    "--pool-mode", "transaction",
+    "--pool-size", String(s.poolSize),
+    "--max-client-conn", String(s.maxClientConn),
+    "--no-log-connections",
+    "--no-log-disconnections",
+    ...(workers > 1 ? ["--workers", String(workers)] : []),
+  ];
+  const p: PgbunProcess = await startPgbun(args, { timeoutMs: 30_000 });
+  return {
+    name: workers > 1 ? `pgbun ${workers} workers` : "pgbun",
+    port: p.port,
+    pid: p.proc.pid,
+    async stop() {
+      await p.stop("SIGINT");
+    },
+    alive: () => p.proc.exitCode === null && p.proc.signalCode === null,
+    logTail: () => p.output().trimEnd().split("\n").slice(-20).join("\n"),
+  };
+}
+
+/** Whether this pgbun's --help lists --workers. */
+export function pgbunHasWorkers(): boolean {
+  const r = Bun.spawnSync([process.execPath, "src/main.ts", "--help"], { cwd: join(import.meta.dir, ".."), stdout: "pipe", stderr: "pipe" });
+  return /--workers\b/.test(r.stdout.toString() + r.stderr.toString());
+}
