@@ -1,6 +1,6 @@
 // The HTML page of a run: an inline SVG bar chart of pgbun's throughput ratios, the table, latency and memory; no external assets.
 
-import { addedLatencyLines, idleMemoryLines, markdownTable, ratio, rows, type BenchResults } from "./report.ts";
+import { addedLatencyLines, durationText, idleMemoryLines, markdownTable, ratio, rows, type BenchResults } from "./report.ts";
 
 const esc = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 
@@ -70,7 +70,7 @@ th { background: #f4f4f4; }
 </style></head><body>
 <h1>pgbun benchmark</h1>
 <p>${esc(r.startedAt)}${r.options.quick ? " (--quick)" : ""}: ${r.options.rounds} round(s) interleaved (pgbun, PgBouncer, direct at each point),
-pgbench -T ${r.options.seconds} per point, medians across rounds; took ${Math.round(r.durationSeconds)} s.</p>
+${esc(durationText(r))}, medians across rounds; took ${Math.round(r.durationSeconds)} s.</p>
 <p>${esc(`${m.nproc} cores (${m.cpu}), ${(m.memTotalMiB / 1024).toFixed(1)} GiB RAM, Linux ${m.kernel}. Bun ${v.bun}, ${v.postgres}, ${v.pgbouncer}, ${v.pgbench}, pgbun ${v.pgbun}.`)}<br>
 ${esc(`${r.settings.poolMode} pooling, pool size ${r.settings.poolSize}, max_client_conn ${r.settings.maxClientConn}, ${r.settings.auth}; PostgreSQL max_connections ${r.settings.pgMaxConnections}, pgbench -i -s ${r.options.scale}.`)}</p>
 <h2>Throughput ratios (above 1.00: pgbun is faster)</h2>

@@ -17,7 +17,8 @@ export interface MatrixTarget {
 
 export interface MatrixOptions {
   rounds: number;
-  seconds: number;
+  /** pgbench -T for a point. */
+  seconds(p: PgbenchPoint): number;
   user: string;
   password: string;
   db: string;
@@ -31,9 +32,16 @@ const fmt = (r: PgbenchResult) => (r.ok ? `${r.tps!.toFixed(0).padStart(7)} tps 
 
 const appliesTo = (o: MatrixOptions, t: MatrixTarget, p: PgbenchPoint) => !o.onlyAt || o.onlyAt.key !== t.key || samePoint(o.onlyAt.point, p);
 
-/** How many pgbench runs the matrix will make: the time it takes is about this times (seconds + connection setup). */
-export function plannedRuns(points: PgbenchPoint[], targets: MatrixTarget[], o: MatrixOptions): number {
-  return o.rounds * points.reduce((n, p) => n + targets.filter((t) => appliesTo(o, t, p) && !t.exclude(p)).length, 0);
+/** How many pgbench runs the matrix will make and their -T in all (connection setup and teardown come on top). */
+export function plannedRuns(points: PgbenchPoint[], targets: MatrixTarget[], o: MatrixOptions): { runs: number; seconds: number } {
+  let runs = 0;
+  let seconds = 0;
+  for (const p of points) {
+    const n = targets.filter((t) => appliesTo(o, t, p) && !t.exclude(p)).length;
+    runs += n * o.rounds;
+    seconds += n * o.rounds * o.seconds(p);
+  }
+  return { runs, seconds };
 }
 
 export async function runMatrix(points: PgbenchPoint[], targets: MatrixTarget[], o: MatrixOptions): Promise<PointResult[]> {
@@ -61,7 +69,7 @@ export async function runMatrix(points: PgbenchPoint[], targets: MatrixTarget[],
           }
         } else {
           if (p.script === "tpcb") await o.beforeTpcb();
-          r = await runPgbench(p, o.seconds, { port: t.port, user: o.user, password: o.password, db: o.db });
+          r = await runPgbench(p, o.seconds(p), { port: t.port, user: o.user, password: o.password, db: o.db });
         }
         const list = runs.get(key(i, t.key)) ?? [];
         list.push(r);
@@ -72,7 +80,7 @@ export async function runMatrix(points: PgbenchPoint[], targets: MatrixTarget[],
   }
 
   return points.map((p, i) => {
-    const point = newPoint(p, threadsFor(p.clients), o.seconds);
+    const point = newPoint(p, threadsFor(p.clients), o.seconds(p));
     for (const t of targets) {
       if (!applies(t, p)) continue;
       point.targets[t.key] = excluded.get(key(i, t.key)) ?? summarise(runs.get(key(i, t.key)) ?? []);

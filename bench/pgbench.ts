@@ -67,7 +67,9 @@ export function parsePgbench(out: string, exitCode: number): PgbenchResult {
   const connectMs = number(out, /^initial connection time = ([\d.]+) ms/m);
   const ok = exitCode === 0 && tps !== null && latencyMs !== null;
   const result: PgbenchResult = { ok, tps, latencyMs, failed, transactions, connectMs };
-  if (!ok) {
+  if (!ok && exitCode === 0 && transactions === 0) {
+    result.error = "pgbench completed no transaction within -T (connecting its clients took longer than that)";
+  } else if (!ok) {
     const errors = out.split("\n").filter((l) => /error|abort|FATAL|could not/i.test(l));
     result.error = `pgbench exit ${exitCode}: ${(errors.slice(-3).join(" | ") || out.trim().split("\n").slice(-2).join(" | ")).slice(0, 400)}`;
   }

@@ -144,11 +144,17 @@ export function idleMemoryLines(list: IdleMemoryResult[]): string[] {
   });
 }
 
+/** "pgbench -T 3 per point (1000 clients: -T 6, their logins count against -T)". */
+export function durationText(r: BenchResults): string {
+  const long = r.points.find((p) => p.seconds !== r.options.seconds);
+  return `pgbench -T ${r.options.seconds} per point${long ? ` (${long.clients} clients: -T ${long.seconds}, as their logins count against -T)` : ""}`;
+}
+
 export function textReport(r: BenchResults): string {
   const v = r.versions;
   const m = r.machine;
   return [
-    `pgbun benchmark, ${r.startedAt}${r.options.quick ? " (--quick)" : ""}: ${r.options.rounds} round(s), pgbench -T ${r.options.seconds} per point, medians across rounds`,
+    `pgbun benchmark, ${r.startedAt}${r.options.quick ? " (--quick)" : ""}: ${r.options.rounds} round(s), ${durationText(r)}, medians across rounds`,
     `machine: ${m.nproc} cores (${m.cpu}), ${(m.memTotalMiB / 1024).toFixed(1)} GiB RAM, Linux ${m.kernel}`,
     `versions: Bun ${v.bun}, ${v.postgres}, ${v.pgbouncer}, ${v.pgbench}, pgbun ${v.pgbun}`,
     `setup: ${r.settings.poolMode} pooling, pool size ${r.settings.poolSize}, max_client_conn ${r.settings.maxClientConn}, ${r.settings.auth}; PostgreSQL max_connections ${r.settings.pgMaxConnections}, pgbench -i -s ${r.options.scale}`,

@@ -1,13 +1,13 @@
 // Entry of `bun run bench`: PostgreSQL, PgBouncer and pgbun side by side under pgbench, then idle-client memory; writes bench/results.
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startPostgres } from "../tests/harness/postgres.ts";
 import { htmlPage } from "./html.ts";
 import { plannedRuns, runMatrix, warmUp, type MatrixOptions, type MatrixTarget } from "./matrix.ts";
 import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
 import { clientEnv } from "./pgbench.ts";
-import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, WORKERS_POINT } from "./plan.ts";
+import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINT } from "./plan.ts";
 import { textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
 import { commandVersion, ensureFileLimit, machine } from "./system.ts";
 import { findPgbouncer, pgbouncerSupportsPrepared, pgbouncerVersion, pgbunHasWorkers, startPgbouncer, startPgbunTarget, type RunningPooler } from "./targets.ts";
@@ -46,7 +46,17 @@ say(`starting PostgreSQL (max_connections ${PG_MAX_CONNECTIONS}) and pgbench -i 
 const pg = await startPostgres({ maxConnections: PG_MAX_CONNECTIONS });
 const init = Bun.spawnSync(["pgbench", "-i", "-q", "-s", String(opts.scale), "-h", "127.0.0.1", "-p", String(pg.port), "-U", USER, DB], { env: clientEnv(PASSWORD), stdout: "pipe", stderr: "pipe" });
 if (init.exitCode !== 0) throw new Error(`pgbench -i failed:\n${init.stderr.toString()}`);
-const verifier = await pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${USER}'`);
+if (opts.auth === "md5") await useMd5(USER);
+const secret = await pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${USER}'`);
+
+/** The harness's cluster wants SCRAM from everyone but md5user; an md5-stored password and a first hba line change that for one role. */
+async function useMd5(role: string): Promise<void> {
+  const hba = join(pg.dataDir, "pg_hba.conf");
+  writeFileSync(hba, `host all ${role} 127.0.0.1/32 md5\n${readFileSync(hba, "utf8")}`);
+  // Reload first: an "md5" hba line still accepts the SCRAM-stored password this psql logs in with.
+  await pg.psql("SELECT pg_reload_conf()");
+  await pg.psql(`SET password_encryption = 'md5'; ALTER ROLE ${role} PASSWORD '${PASSWORD}'`);
+}
 
 const bouncerBin = findPgbouncer();
 const bouncerVersion = bouncerBin ? pgbouncerVersion(bouncerBin) : null;
@@ -64,9 +74,9 @@ if (extraWorkers.length > 0 && !hasWorkers) {
   notes.push("--workers was asked for, but this pgbun has no --workers option: only 1 worker was measured");
 }
 
-const settings = { poolSize: POOL_SIZE, maxClientConn: MAX_CLIENT_CONN };
+const settings = { poolSize: POOL_SIZE, maxClientConn: MAX_CLIENT_CONN, auth: opts.auth };
 const pgbun = await startPgbunTarget(pg.port, settings);
-const bouncer = bouncerBin ? await startPgbouncer(bouncerBin, pg.port, verifier, settings) : null;
+const bouncer = bouncerBin ? await startPgbouncer(bouncerBin, pg.port, secret, settings) : null;
 const workerPoolers = hasWorkers ? await Promise.all(extraWorkers.map((w) => startPgbunTarget(pg.port, settings, w))) : [];
 
 const directMax = PG_MAX_CONNECTIONS - DIRECT_HEADROOM;
@@ -86,7 +96,7 @@ const targets: MatrixTarget[] = [
 
 const matrixOptions: MatrixOptions = {
   rounds: opts.rounds,
-  seconds: opts.seconds,
+  seconds: (p) => secondsFor(p, opts),
   user: USER,
   password: PASSWORD,
   db: DB,
@@ -100,7 +110,8 @@ const matrixOptions: MatrixOptions = {
 if (extraWorkers.length > 1) notes.push(`only ${extraWorkers[0]} workers were measured; further worker counts are ignored`);
 
 const points = planPoints(opts.quick);
-say(`${points.length} points, ${targets.map((t) => t.key).join(", ")}, ${opts.rounds} round(s): ${plannedRuns(points, targets, matrixOptions)} pgbench runs of ${opts.seconds} s`);
+const planned = plannedRuns(points, targets, matrixOptions);
+say(`${points.length} points through ${targets.map((t) => t.key).join(", ")}, ${opts.rounds} round(s): ${planned.runs} pgbench runs, ${planned.seconds} s of -T in all`);
 
 await warmUp(targets, matrixOptions, opts.quick ? 1 : 2, opts.quick ? ["extended"] : ["simple", "extended", "prepared"]);
 const results: PointResult[] = await runMatrix(points, targets, matrixOptions);
@@ -119,9 +130,9 @@ for (const p of results) {
 
 const idleMemory: IdleMemoryResult[] = [];
 if (opts.idleClients > 0) {
-  const memSettings = { poolSize: POOL_SIZE, maxClientConn: opts.idleClients + 1000 };
+  const memSettings = { ...settings, maxClientConn: opts.idleClients + 1000 };
   say(`memory: ${opts.idleClients} idle clients through a fresh pgbun${bouncerBin ? " and a fresh PgBouncer" : ""} ...`);
-  const fresh: Array<() => Promise<RunningPooler>> = [() => startPgbunTarget(pg.port, memSettings), ...(bouncerBin ? [() => startPgbouncer(bouncerBin, pg.port, verifier, memSettings)] : [])];
+  const fresh: Array<() => Promise<RunningPooler>> = [() => startPgbunTarget(pg.port, memSettings), ...(bouncerBin ? [() => startPgbouncer(bouncerBin, pg.port, secret, memSettings)] : [])];
   for (const start of fresh) {
     const pooler = await start();
     try {
@@ -147,7 +158,7 @@ const report: BenchResults = {
     pgbench: commandVersion(["pgbench", "--version"]),
     pgbun: `${(await Bun.file(join(REPO, "package.json")).json()).version} at ${gitRevision()}`,
   },
-  settings: { poolMode: "transaction", poolSize: POOL_SIZE, maxClientConn: MAX_CLIENT_CONN, pgMaxConnections: PG_MAX_CONNECTIONS, auth: "SCRAM-SHA-256 logins" },
+  settings: { poolMode: "transaction", poolSize: POOL_SIZE, maxClientConn: MAX_CLIENT_CONN, pgMaxConnections: PG_MAX_CONNECTIONS, auth: `${opts.auth} logins` },
   points: results,
   addedLatency,
   idleMemory,

@@ -10,6 +10,8 @@ import { undoIfKilled } from "../tests/harness/watchdog.ts";
 export interface PoolerSettings {
   poolSize: number;
   maxClientConn: number;
+  /** How clients log in to the pooler; PostgreSQL asks the poolers for the same. */
+  auth: "md5" | "scram-sha-256";
 }
 
 export interface RunningPooler {
@@ -73,10 +75,10 @@ async function waitForPort(port: number, proc: Bun.Subprocess, timeoutMs: number
 
 /**
  * PgBouncer in transaction mode in front of pgPort, run as the postgres system user when we are root.
- * The userlist holds PostgreSQL's own SCRAM verifier, as in production: clients log in with SCRAM and PgBouncer
- * reuses their proof for its server logins.
+ * The userlist holds PostgreSQL's own secret from pg_authid (an md5 hash or a SCRAM verifier), as in production:
+ * PgBouncer logs into the server with the hash, or with the SCRAM keys its client proved.
  */
-export async function startPgbouncer(bin: string, pgPort: number, scramVerifier: string, s: PoolerSettings): Promise<RunningPooler> {
+export async function startPgbouncer(bin: string, pgPort: number, secret: string, s: PoolerSettings): Promise<RunningPooler> {
   const dir = mkdtempSync(join(tmpdir(), "pgbun-bench-pgbouncer-"));
   const port = await freePort();
   const ini = `[databases]
@@ -86,7 +88,7 @@ postgres = host=127.0.0.1 port=${pgPort} dbname=postgres
 listen_addr = 127.0.0.1
 listen_port = ${port}
 unix_socket_dir =
-auth_type = scram-sha-256
+auth_type = ${s.auth}
 auth_file = ${join(dir, "userlist.txt")}
 pool_mode = transaction
 default_pool_size = ${s.poolSize}
@@ -97,7 +99,7 @@ log_disconnections = 0
 ignore_startup_parameters = extra_float_digits
 `;
   writeFileSync(join(dir, "pgbouncer.ini"), ini);
-  writeFileSync(join(dir, "userlist.txt"), `"postgres" "${scramVerifier}"\n`, { mode: 0o600 });
+  writeFileSync(join(dir, "userlist.txt"), `"postgres" "${secret}"\n`, { mode: 0o600 });
   if (asRoot) {
     const uid = Number(Bun.spawnSync(["id", "-u", SERVER_OS_USER]).stdout.toString().trim());
     const gid = Number(Bun.spawnSync(["id", "-g", SERVER_OS_USER]).stdout.toString().trim());
@@ -139,6 +141,7 @@ export async function startPgbunTarget(pgPort: number, s: PoolerSettings, worker
     "--pool-mode", "transaction",
     "--pool-size", String(s.poolSize),
     "--max-client-conn", String(s.maxClientConn),
+    "--auth-type", s.auth,
     "--no-log-connections",
     "--no-log-disconnections",
     ...(workers > 1 ? ["--workers", String(workers)] : []),
