@@ -6,6 +6,7 @@ import type { ClientConn } from "../frontend/client.ts";
 import type { ClientPool } from "../frontend/context.ts";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
+import { Fifo } from "./fifo.ts";
 import { PoolStats } from "./stats.ts";
 
 export interface PoolSpec {
@@ -24,7 +25,7 @@ export class Pool implements ServerOwner, ClientPool {
   readonly servers = new Set<ServerConn>();
   /** Idle servers, most recently used last (handed out LIFO, so the coldest ones time out). */
   readonly idle: ServerConn[] = [];
-  readonly waiters: ClientConn[] = [];
+  readonly waiters = new Fifo<ClientConn>();
   readonly clients = new Set<ClientConn>();
   welcome: Map<string, string> | null = null;
   private welcomeWaiters: ClientConn[] = [];
@@ -135,7 +136,7 @@ export class Pool implements ServerOwner, ClientPool {
     if (this.servers.size === 0) {
       const message = `pgbun: cannot connect to the server for database "${this.name}": ${reason}`;
       for (const c of this.welcomeWaiters.splice(0)) c.fatal("08006", message);
-      for (const c of this.waiters.splice(0)) c.fatal("08006", message);
+      for (const c of this.waiters.drain()) c.fatal("08006", message);
     }
   }
 
@@ -191,8 +192,7 @@ export class Pool implements ServerOwner, ClientPool {
   clientLeft(c: ClientConn): void {
     this.clients.delete(c);
     if (c.state === "waiting" || c.state === "closed") {
-      const i = this.waiters.indexOf(c);
-      if (i >= 0) this.waiters.splice(i, 1);
+      this.waiters.remove(c);
     }
     const wi = this.welcomeWaiters.indexOf(c);
     if (wi >= 0) this.welcomeWaiters.splice(wi, 1);
