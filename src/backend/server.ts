@@ -41,6 +41,7 @@ import {
 import { ServerAuth, ServerAuthError } from "./server-auth.ts";
 
 let nextServerId = 1;
+const utf8 = new TextDecoder();
 
 const handlers: SocketHandler<ServerConn> = {
   // Plain Uint8Arrays: cheaper to make than Buffers, and all pgbun needs.
@@ -185,7 +186,7 @@ export class ServerConn implements FrameSink {
       case B_COMMAND_COMPLETE:
         // DISCARD ALL and DEALLOCATE ALL drop every statement on this server, whoever sent them.
         if (buf[start + 5] === 0x44 && (end - start === 17 || end - start === 20)) {
-          const text = new TextDecoder().decode(buf.subarray(start + 5, end - 1));
+          const text = utf8.decode(buf.subarray(start + 5, end - 1));
           if (text === "DISCARD ALL" || text === "DEALLOCATE ALL") {
             this.statements.forgetAll();
             if (text === "DISCARD ALL") {

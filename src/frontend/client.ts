@@ -36,6 +36,7 @@ export type ClientState = "login" | "idle" | "waiting" | "active" | "closed";
 let nextClientId = 1;
 
 const CLOSE_COMPLETE = Uint8Array.of(0x33, 0, 0, 0, 4);
+const utf8 = new TextDecoder();
 
 function runAction(server: ServerConn, a: StatementAction): void {
   switch (a.kind) {
@@ -225,7 +226,7 @@ export class ClientConn implements FrameSink, LinkedClient {
   private statementAction(tag: number, buf: Uint8Array, start: number, end: number): StatementAction | null {
     const span = statementNameSpan(tag, buf, start, end);
     if (span === null || span[0] === span[1]) return null; // unnamed statements pass through untouched
-    const name = new TextDecoder().decode(buf.subarray(span[0], span[1]));
+    const name = utf8.decode(buf.subarray(span[0], span[1]));
     if (tag === F_PARSE) {
       if (this.statements.has(name)) {
         return { kind: "fail", error: errorResponse({ severity: "ERROR", code: "42P05", message: `prepared statement "${name}" already exists` }) };
