@@ -24,13 +24,13 @@ export interface MatrixOptions {
   db: string;
   /** Run before every TPC-B measurement (vacuum, truncate history), directly on PostgreSQL. */
   beforeTpcb(): Promise<void>;
-  /** Extra targets that run only at one point (pgbun with more workers). */
-  onlyAt?: { key: string; point: PgbenchPoint };
+  /** An extra target that runs only at some points (pgbun with more workers). */
+  onlyAt?: { key: string; points: PgbenchPoint[] };
 }
 
 const fmt = (r: PgbenchResult) => (r.ok ? `${r.tps!.toFixed(0).padStart(7)} tps ${r.latencyMs!.toFixed(3).padStart(8)} ms${r.failed ? `, ${r.failed} failed` : ""}` : `ERROR ${r.error}`);
 
-const appliesTo = (o: MatrixOptions, t: MatrixTarget, p: PgbenchPoint) => !o.onlyAt || o.onlyAt.key !== t.key || samePoint(o.onlyAt.point, p);
+const appliesTo = (o: MatrixOptions, t: MatrixTarget, p: PgbenchPoint) => !o.onlyAt || o.onlyAt.key !== t.key || o.onlyAt.points.some((q) => samePoint(q, p));
 
 /** How many pgbench runs the matrix will make and their -T in all (connection setup and teardown come on top). */
 export function plannedRuns(points: PgbenchPoint[], targets: MatrixTarget[], o: MatrixOptions): { runs: number; seconds: number } {
@@ -52,8 +52,10 @@ export async function runMatrix(points: PgbenchPoint[], targets: MatrixTarget[],
   const reportedDead = new Set<string>();
 
   for (let round = 1; round <= o.rounds; round++) {
+    // Each round starts with a different target, so no target always runs first (after the previous point's load).
+    const order = targets.map((_, j) => targets[(j + round - 1) % targets.length]!);
     for (const [i, p] of points.entries()) {
-      for (const t of targets) {
+      for (const t of order) {
         if (!applies(t, p)) continue;
         const why = t.exclude(p);
         if (why) {

@@ -26,13 +26,16 @@ export const MAX_CLIENT_CONN = 2000;
 export const PG_MAX_CONNECTIONS = 1100;
 /** Direct runs need this many of max_connections left for the poolers' servers and superuser_reserved_connections. */
 export const DIRECT_HEADROOM = 3 * POOL_SIZE + 10;
-/** The point at which extra pgbun workers are measured. */
-export const WORKERS_POINT: PgbenchPoint = { script: "select-only", mode: "simple", clients: 100 };
+/** The points at which extra pgbun workers are measured: the many-client ones, where a second core could matter. */
+export const WORKERS_POINTS: PgbenchPoint[] = [
+  { script: "select-only", mode: "simple", clients: 100 },
+  { script: "select-only", mode: "simple", clients: 1000 },
+];
 
 const USAGE = `usage: bun bench/run.ts [--quick] [--workers 1,2] [--auth md5|scram-sha-256] [--rounds N] [--seconds S] [--idle-clients N] [--scale N]
   --quick          a few points, 1 round, short runs, 1000 idle clients: under a minute
   --auth A         md5 (default) or scram-sha-256 for every login; SCRAM makes 1000-client points run 10 s longer
-  --workers 1,2    also measure pgbun with 2 workers at -S -M simple -c 100 (if pgbun has --workers)
+  --workers 1,N    also measure pgbun with N workers at -S -M simple -c 100 and -c 1000 (default 1,2; quick 1)
   --rounds N       rounds of the whole matrix (default 3, quick 1); medians are taken across rounds
   --seconds S      pgbench -T per point (default 3, quick 2)
   --idle-clients N idle clients for the memory measurement (default 10000, quick 1000; 0 skips it)
@@ -65,7 +68,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     process.exit(0);
   }
   const quick = values.quick ?? false;
-  const workers = (values.workers ?? "1").split(",").map((w) => positiveInt("workers", w.trim(), 1));
+  const workers = (values.workers ?? (quick ? "1" : "1,2")).split(",").map((w) => positiveInt("workers", w.trim(), 1));
   if (values.auth !== "md5" && values.auth !== "scram-sha-256") throw new Error(`--auth must be md5 or scram-sha-256, got ${JSON.stringify(values.auth)}\n${USAGE}`);
   return {
     quick,

@@ -7,7 +7,7 @@ import { htmlPage } from "./html.ts";
 import { plannedRuns, runMatrix, warmUp, type MatrixOptions, type MatrixTarget } from "./matrix.ts";
 import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
 import { clientEnv } from "./pgbench.ts";
-import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINT } from "./plan.ts";
+import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINTS } from "./plan.ts";
 import { textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
 import { commandVersion, ensureFileLimit, machine } from "./system.ts";
 import { findPgbouncer, pgbouncerSupportsPrepared, pgbouncerVersion, pgbunHasWorkers, startPgbouncer, startPgbunTarget, type RunningPooler } from "./targets.ts";
@@ -105,7 +105,7 @@ const matrixOptions: MatrixOptions = {
     await pg.psql("VACUUM pgbench_branches, pgbench_tellers");
     await pg.psql("TRUNCATE pgbench_history");
   },
-  ...(workerPoolers.length ? { onlyAt: { key: `pgbun-w${extraWorkers[0]}`, point: WORKERS_POINT } } : {}),
+  ...(workerPoolers.length ? { onlyAt: { key: `pgbun-w${extraWorkers[0]}`, points: WORKERS_POINTS } } : {}),
 };
 if (extraWorkers.length > 1) notes.push(`only ${extraWorkers[0]} workers were measured; further worker counts are ignored`);
 

@@ -1,0 +1,83 @@
+// The benchmark's own arithmetic: parsing pgbench, medians, the plan, and the table (the runs themselves are `bun run bench`).
+
+import { describe, expect, test } from "bun:test";
+import { parsePgbench } from "../bench/pgbench.ts";
+import { parseOptions, planPoints, secondsFor } from "../bench/plan.ts";
+import { markdownTable, median, newPoint, summarise, type PointResult } from "../bench/report.ts";
+
+const PGBENCH_OUT = `pgbench (15.18 (Debian 15.18-0+deb12u1))
+transaction type: <builtin: select only>
+scaling factor: 10
+query mode: extended
+number of clients: 100
+number of threads: 2
+maximum number of tries: 1
+duration: 3 s
+number of transactions actually processed: 51234
+number of failed transactions: 0 (0.000%)
+latency average = 5.812 ms
+initial connection time = 41.250 ms
+tps = 17205.123456 (without initial connection time)
+`;
+
+describe("bench", () => {
+  test("parsePgbench reads TPS, latency, failures and connection time", () => {
+    const r = parsePgbench(PGBENCH_OUT, 0);
+    expect(r).toMatchObject({ ok: true, tps: 17205.123456, latencyMs: 5.812, failed: 0, transactions: 51234, connectMs: 41.25 });
+    expect(r.error).toBeUndefined();
+  });
+
+  test("parsePgbench reports a failed run with pgbench's own error line", () => {
+    const r = parsePgbench('pgbench: error: connection to server at "127.0.0.1", port 1 failed: Connection refused\n', 1);
+    expect(r.ok).toBe(false);
+    expect(r.error).toContain("Connection refused");
+    const none = parsePgbench(PGBENCH_OUT.replace("51234", "0").replace(/^tps = .*$/m, "").replace(/^latency average.*$/m, ""), 0);
+    expect(none.ok).toBe(false);
+    expect(none.error).toContain("no transaction within -T");
+  });
+
+  test("medians ignore failed rounds and failures are summed", () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBeNull();
+    const ok = (tps: number, failed = 0) => ({ ok: true, tps, latencyMs: 1000 / tps, failed, transactions: tps, connectMs: 1 });
+    const s = summarise([ok(100), { ok: false, tps: null, latencyMs: null, failed: null, transactions: null, connectMs: null, error: "x" }, ok(300, 2), ok(200)]);
+    expect(s.status).toBe("ok");
+    expect(s.medianTps).toBe(200);
+    expect(s.failedTransactions).toBe(2);
+  });
+
+  test("the full plan covers every mode at 1, 10, 100 and 1000 clients and TPC-B at 10 and 100", () => {
+    const names = planPoints(false).map((p) => `${p.script}/${p.mode}/${p.clients}`);
+    expect(names).toHaveLength(14);
+    for (const c of [1, 10, 100, 1000]) for (const m of ["simple", "extended", "prepared"]) expect(names).toContain(`select-only/${m}/${c}`);
+    expect(names).toContain("tpcb/simple/10");
+    expect(names).toContain("tpcb/simple/100");
+    expect(planPoints(true).length).toBeLessThan(8);
+  });
+
+  test("options: defaults, workers, and a bad value named with the usage", () => {
+    const full = parseOptions([]);
+    expect(full).toMatchObject({ quick: false, rounds: 3, workers: [1, 2], idleClients: 10000, auth: "md5" });
+    expect(parseOptions(["--quick"])).toMatchObject({ quick: true, rounds: 1, workers: [1] });
+    expect(() => parseOptions(["--rounds", "0"])).toThrow(/--rounds must be an integer >= 1/);
+    expect(() => parseOptions(["--auth", "trust"])).toThrow(/--auth must be md5 or scram-sha-256/);
+    expect(secondsFor({ script: "select-only", mode: "simple", clients: 1000 }, full)).toBeGreaterThan(full.seconds);
+    expect(secondsFor({ script: "select-only", mode: "simple", clients: 100 }, full)).toBe(full.seconds);
+  });
+
+  test("the table shows medians, the two ratios, and why a target did not run", () => {
+    const point: PointResult = newPoint({ script: "select-only", mode: "prepared", clients: 10 }, 2, 3);
+    const ok = (tps: number) => summarise([{ ok: true, tps, latencyMs: 10000 / tps, failed: 0, transactions: tps * 3, connectMs: 1 }]);
+    point.targets.pgbun = ok(2200);
+    point.targets.PgBouncer = { status: "unsupported", reason: "PgBouncer 1.18", runs: [], medianTps: null, medianLatencyMs: null, failedTransactions: 0 };
+    point.targets.direct = ok(4400);
+    point.targets["pgbun-w2"] = ok(2400);
+    const table = markdownTable([point]);
+    const lines = table.split("\n");
+    expect(lines).toHaveLength(4);
+    expect(lines[2]).toMatch(/^\| -S prepared c=10 +\| +2200 \| +unsupported \| +4400 \|.*\| +- \| +0\.50 \|$/);
+    expect(lines[3]).toContain("pgbun 2 workers");
+    expect(lines[3]).toMatch(/\| +0\.55 \|$/);
+  });
+});
