@@ -1,6 +1,6 @@
 // The HTML page of a run: an inline SVG bar chart of pgbun's throughput ratios, the table, latency and memory; no external assets.
 
-import { addedLatencyLines, durationText, idleMemoryLines, markdownTable, ratio, rows, type BenchResults } from "./report.ts";
+import { addedLatencyLines, durationText, idleMemoryLines, markdownTable, RATIO_NOTE, ratio, rows, type BenchResults } from "./report.ts";
 
 const esc = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 
@@ -76,6 +76,7 @@ ${esc(`${r.settings.poolMode} pooling, pool size ${r.settings.poolSize}, max_cli
 <h2>Throughput ratios (above 1.00: pgbun is faster)</h2>
 ${ratioChart(r)}
 <h2>Median TPS and average latency</h2>
+<p>${esc(RATIO_NOTE)}</p>
 ${tableHtml(r)}
 <h2>Added latency per query</h2>
 ${list(addedLatencyLines(r.addedLatency))}

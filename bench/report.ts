@@ -70,9 +70,19 @@ export function notRun(status: "unsupported" | "skipped", reason: string): Targe
   return { status, reason, runs: [], medianTps: null, medianLatencyMs: null, failedTransactions: 0 };
 }
 
+/**
+ * a's throughput relative to b's: the median of the per-round ratios, each taken from two runs made one after the
+ * other, so drift that lasts a round cancels out. Falls back to the ratio of the medians when the rounds do not pair up.
+ */
 export function ratio(a: TargetResult | undefined, b: TargetResult | undefined): number | null {
   if (!a?.medianTps || !b?.medianTps) return null;
-  return a.medianTps / b.medianTps;
+  if (a.runs.length !== b.runs.length) return a.medianTps / b.medianTps;
+  const paired: number[] = [];
+  a.runs.forEach((r, i) => {
+    const other = b.runs[i]!;
+    if (r.ok && other.ok && other.tps) paired.push(r.tps! / other.tps);
+  });
+  return median(paired) ?? a.medianTps / b.medianTps;
 }
 
 export function newPoint(p: PgbenchPoint, threads: number, seconds: number): PointResult {
@@ -150,6 +160,8 @@ export function durationText(r: BenchResults): string {
   return `pgbench -T ${r.options.seconds} per point${long ? ` (${long.clients} clients: -T ${long.seconds}, as their logins count against -T)` : ""}`;
 }
 
+export const RATIO_NOTE = "TPS and ms are medians across rounds; each ratio is the median of the per-round ratios of runs made back to back.";
+
 export function textReport(r: BenchResults): string {
   const v = r.versions;
   const m = r.machine;
@@ -160,6 +172,7 @@ export function textReport(r: BenchResults): string {
     `setup: ${r.settings.poolMode} pooling, pool size ${r.settings.poolSize}, max_client_conn ${r.settings.maxClientConn}, ${r.settings.auth}; PostgreSQL max_connections ${r.settings.pgMaxConnections}, pgbench -i -s ${r.options.scale}`,
     "",
     markdownTable(r.points),
+    RATIO_NOTE,
     "",
     "Added latency per query (median latency through the pooler minus direct):",
     ...addedLatencyLines(r.addedLatency).map((l) => `  ${l}`),

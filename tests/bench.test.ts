@@ -81,3 +81,16 @@ describe("bench", () => {
     expect(lines[3]).toMatch(/\| +0\.55 \|$/);
   });
 });
+
+describe("bench ratios", () => {
+  const run = (tps: number) => ({ ok: true, tps, latencyMs: 1000 / tps, failed: 0, transactions: tps, connectMs: 1 });
+  test("pair each round's runs, so a slow round for both targets does not skew the ratio", async () => {
+    const { ratio } = await import("../bench/report.ts");
+    // Paired by round the ratios are 1.0, 0.923 and 0.9; the ratio of the medians (900 / 1000) would be 0.9.
+    const a = summarise([run(1000), run(600), run(900)]);
+    const b = summarise([run(1000), run(650), run(1000)]);
+    expect(ratio(a, b)).toBeCloseTo(600 / 650, 5);
+    const unpaired = summarise([run(100), run(300)]);
+    expect(ratio(unpaired, b)).toBeCloseTo(unpaired.medianTps! / b.medianTps!, 5);
+  });
+});
