@@ -1,6 +1,6 @@
 // The HTML page of a run: an inline SVG bar chart of pgbun's throughput ratios, the table, latency and memory; no external assets.
 
-import { addedLatencyLines, durationText, idleMemoryLines, markdownTable, RATIO_NOTE, ratio, rows, type BenchResults } from "./report.ts";
+import { addedLatencyLines, CPU_NOTE, cpuTable, durationText, idleMemoryLines, markdownTable, RATIO_NOTE, ratio, rows, type BenchResults } from "./report.ts";
 
 const esc = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 
@@ -44,8 +44,8 @@ export function ratioChart(r: BenchResults): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">${legend}${parts.join("")}</svg>`;
 }
 
-function tableHtml(r: BenchResults): string {
-  const lines = markdownTable(r.points).split("\n");
+function tableHtml(markdown: string): string {
+  const lines = markdown.split("\n");
   const cells = (l: string) => l.slice(1, -1).split("|").map((c) => c.trim());
   const head = cells(lines[0]!).map((c) => `<th>${esc(c)}</th>`).join("");
   const body = lines
@@ -77,7 +77,10 @@ ${esc(`${r.settings.poolMode} pooling, pool size ${r.settings.poolSize}, max_cli
 ${ratioChart(r)}
 <h2>Median TPS and average latency</h2>
 <p>${esc(RATIO_NOTE)}</p>
-${tableHtml(r)}
+${tableHtml(markdownTable(r.points))}
+<h2>Pooler CPU per transaction (lower is better)</h2>
+<p>${esc(CPU_NOTE)}</p>
+${tableHtml(cpuTable(r.points))}
 <h2>Added latency per query</h2>
 ${list(addedLatencyLines(r.addedLatency))}
 <h2>Memory per idle client</h2>

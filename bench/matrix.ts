@@ -2,6 +2,7 @@
 
 import { runPgbench, threadsFor, type PgbenchPoint, type PgbenchResult } from "./pgbench.ts";
 import { pointName, samePoint } from "./plan.ts";
+import { cpuTimeMs } from "./system.ts";
 import { newPoint, notRun, summarise, type PointResult, type TargetResult } from "./report.ts";
 
 export interface MatrixTarget {
@@ -13,6 +14,8 @@ export interface MatrixTarget {
   /** False once the process behind the target has died: its remaining runs are recorded as errors. */
   alive(): boolean;
   logTail(): string;
+  /** The pooler's process, whose CPU time each run records; absent for direct and for multi-process pgbun. */
+  pid?: number;
 }
 
 export interface MatrixOptions {
@@ -71,7 +74,10 @@ export async function runMatrix(points: PgbenchPoint[], targets: MatrixTarget[],
           }
         } else {
           if (p.script === "tpcb") await o.beforeTpcb();
+          const cpuBefore = t.pid ? cpuTimeMs(t.pid) : null;
           r = await runPgbench(p, o.seconds(p), { port: t.port, user: o.user, password: o.password, db: o.db });
+          const cpuAfter = t.pid ? cpuTimeMs(t.pid) : null;
+          if (cpuBefore !== null && cpuAfter !== null) r.poolerCpuMs = cpuAfter - cpuBefore;
         }
         const list = runs.get(key(i, t.key)) ?? [];
         list.push(r);

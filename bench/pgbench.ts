@@ -16,6 +16,8 @@ export interface PgbenchResult {
   failed: number | null;
   transactions: number | null;
   connectMs: number | null;
+  /** CPU the pooler process used during the run (its logins included), when the target is one process we can watch. */
+  poolerCpuMs?: number | null;
   /** Why ok is false: pgbench's exit code and its last error lines, or a timeout. */
   error?: string;
 }

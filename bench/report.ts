@@ -14,6 +14,8 @@ export interface TargetResult {
   runs: PgbenchResult[];
   medianTps: number | null;
   medianLatencyMs: number | null;
+  /** The pooler's CPU time per transaction in µs (median across rounds; logins included), when it was watched. */
+  medianCpuUsPerXact?: number | null;
   /** pgbench's "number of failed transactions", summed over the rounds. */
   failedTransactions: number;
 }
@@ -62,6 +64,7 @@ export function summarise(runs: PgbenchResult[]): TargetResult {
     runs,
     medianTps: median(ok.map((r) => r.tps!)),
     medianLatencyMs: median(ok.map((r) => r.latencyMs!)),
+    medianCpuUsPerXact: median(ok.filter((r) => r.poolerCpuMs != null && r.transactions).map((r) => (r.poolerCpuMs! * 1000) / r.transactions!)),
     failedTransactions,
   };
 }
@@ -131,10 +134,31 @@ export function markdownTable(points: PointResult[]): string {
     ratioCell(ratio(r.pgbun, r.pgbouncer)),
     ratioCell(ratio(r.pgbun, r.direct)),
   ]);
+  return layout(header, body);
+}
+
+/** Lays out a Markdown table: the first column left-aligned, the rest right-aligned. */
+function layout(header: string[], body: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ")} |`;
   const rule = `|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`;
   return [line(header), rule, ...body.map(line)].join("\n");
+}
+
+export const CPU_NOTE =
+  "CPU time (user + system, all threads) the pooler process used during each run, divided by the transactions pgbench completed; median across rounds. pgbench's logins through the pooler are included, which weighs on the 1000-client points.";
+
+/** The poolers' own CPU per transaction: steadier than TPS on a shared machine, since it does not depend on who else got the CPU. */
+export function cpuTable(points: PointResult[]): string {
+  const us = (t: TargetResult | undefined) => (t?.medianCpuUsPerXact != null ? t.medianCpuUsPerXact.toFixed(1) : t && t.status !== "ok" ? t.status : "-");
+  const body = rows(points)
+    .filter((r) => r.pgbun?.medianCpuUsPerXact != null)
+    .map((r) => {
+      const a = r.pgbun?.medianCpuUsPerXact;
+      const b = r.pgbouncer?.medianCpuUsPerXact;
+      return [r.label, us(r.pgbun), us(r.pgbouncer), a != null && b != null && b > 0 ? (a / b).toFixed(2) : "-"];
+    });
+  return layout(["point", "pgbun µs/xact", "PgBouncer µs/xact", "pgbun/PgBouncer CPU"], body);
 }
 
 export function addedLatencyLines(list: AddedLatency[]): string[] {
@@ -173,6 +197,10 @@ export function textReport(r: BenchResults): string {
     "",
     markdownTable(r.points),
     RATIO_NOTE,
+    "",
+    "Pooler CPU per transaction (lower is better):",
+    cpuTable(r.points),
+    CPU_NOTE,
     "",
     "Added latency per query (median latency through the pooler minus direct):",
     ...addedLatencyLines(r.addedLatency).map((l) => `  ${l}`),

@@ -80,7 +80,14 @@ const bouncer = bouncerBin ? await startPgbouncer(bouncerBin, pg.port, secret, s
 const workerPoolers = hasWorkers ? await Promise.all(extraWorkers.map((w) => startPgbunTarget(pg.port, settings, w))) : [];
 
 const directMax = PG_MAX_CONNECTIONS - DIRECT_HEADROOM;
-const poolerTarget = (key: string, p: RunningPooler, exclude: MatrixTarget["exclude"] = () => null): MatrixTarget => ({ key, port: p.port, exclude, alive: p.alive, logTail: p.logTail });
+const poolerTarget = (key: string, p: RunningPooler, exclude: MatrixTarget["exclude"] = () => null, watchCpu = true): MatrixTarget => ({
+  key,
+  port: p.port,
+  exclude,
+  alive: p.alive,
+  logTail: p.logTail,
+  ...(watchCpu ? { pid: p.pid } : {}),
+});
 const targets: MatrixTarget[] = [
   poolerTarget("pgbun", pgbun),
   ...(bouncer ? [poolerTarget("PgBouncer", bouncer, (p) => (p.mode === "prepared" && !bouncerPrepared ? { status: "unsupported", reason: `PgBouncer ${bouncerVersion} in transaction mode` } : null))] : []),
@@ -91,7 +98,7 @@ const targets: MatrixTarget[] = [
     alive: () => true,
     logTail: () => "",
   },
-  ...workerPoolers.map((w, i) => poolerTarget(`pgbun-w${extraWorkers[i]}`, w)),
+  ...workerPoolers.map((w, i) => poolerTarget(`pgbun-w${extraWorkers[i]}`, w, () => null, false)),
 ];
 
 const matrixOptions: MatrixOptions = {

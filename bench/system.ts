@@ -59,3 +59,18 @@ export function commandVersion(cmd: string[]): string {
     return "not found";
   }
 }
+
+/** CPU time (user + system, all threads) a process has used so far, in milliseconds; null once it is gone. */
+export function cpuTimeMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces) start at state; utime and stime are the 12th and 13th of them.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return null;
+  }
+}
+
+/** Linux reports CPU times in clock ticks: USER_HZ, 100 on every mainstream build. */
+const CLOCK_TICKS = 100;

@@ -94,3 +94,26 @@ describe("bench ratios", () => {
     expect(ratio(unpaired, b)).toBeCloseTo(unpaired.medianTps! / b.medianTps!, 5);
   });
 });
+
+describe("bench pooler CPU", () => {
+  test("cpuTimeMs reads this process's CPU time and grows with work; null for a process that is gone", async () => {
+    const { cpuTimeMs } = await import("../bench/system.ts");
+    const before = cpuTimeMs(process.pid)!;
+    const until = performance.now() + 150;
+    let x = 0;
+    while (performance.now() < until) x += Math.sqrt(x + 1);
+    expect(x).toBeGreaterThan(0);
+    expect(cpuTimeMs(process.pid)!).toBeGreaterThan(before);
+    expect(cpuTimeMs(2 ** 22 + 7)).toBeNull();
+  });
+
+  test("the CPU table gives µs per transaction and the pgbun/PgBouncer ratio", async () => {
+    const { cpuTable } = await import("../bench/report.ts");
+    const point: PointResult = newPoint({ script: "select-only", mode: "simple", clients: 100 }, 2, 3);
+    const run = (cpuMs: number) => ({ ok: true, tps: 1000, latencyMs: 1, failed: 0, transactions: 10000, connectMs: 1, poolerCpuMs: cpuMs });
+    point.targets.pgbun = summarise([run(200), run(220), run(900)]);
+    point.targets.PgBouncer = summarise([run(250), run(250), run(250)]);
+    const lines = cpuTable([point]).split("\n");
+    expect(lines[2]).toMatch(/^\| -S simple c=100 +\| +22\.0 \| +25\.0 \| +0\.88 \|$/);
+  });
+});
