@@ -64,6 +64,11 @@ export class Lifecycle implements Controller, HealthSource {
         this.registry.cancelPeers = msg.cancelPorts.map((p) => (p === null ? null : { host: "127.0.0.1", port: p }));
       }
     });
+    // The supervisor is gone (killed, crashed): a worker must not outlive it and hold the port unsupervised.
+    process.on("disconnect", () => {
+      log.warn("main", "the supervising pgbun process is gone; this worker exits", { worker: role.index });
+      this.exit(1);
+    });
     process.send?.({ type: "ready", index: role.index, cancelPort: cancels.port });
   }
 

@@ -45,3 +45,24 @@ test("a cancel request reaches the worker that owns the client, whichever worker
   expect(results).toEqual(Array(8).fill("57014"));
   await Promise.all(sqls.map((s) => s.end()));
 });
+
+test("workers exit when their supervisor is killed, rather than holding the port unsupervised", async () => {
+  const p = await startPgbun(["--upstream", pg.url("app", "apppass", "app"), "--pool-mode", "transaction", "--workers", "2"]);
+  const children = () => Bun.spawnSync(["pgrep", "-P", String(p.proc.pid)]).stdout.toString().trim().split("\n").filter(Boolean).map(Number);
+  const workers = children();
+  expect(workers).toHaveLength(2);
+  p.proc.kill("SIGKILL");
+  await p.proc.exited;
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + 10_000;
+  while (workers.some(alive) && Date.now() < deadline) await Bun.sleep(50);
+  expect(workers.filter(alive)).toEqual([]);
+  expect(await Bun.connect({ hostname: "127.0.0.1", port: p.port, socket: { data() {} } }).then(() => "connected", () => "refused")).toBe("refused");
+});
