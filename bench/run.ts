@@ -1,21 +1,17 @@
 // Entry of `bun run bench`: PostgreSQL, PgBouncer and pgbun side by side under pgbench, then idle-client memory; writes bench/results.
 
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { startPostgres } from "../tests/harness/postgres.ts";
+import { DB, PASSWORD, startBenchDatabase, USER } from "./database.ts";
 import { htmlPage } from "./html.ts";
 import { plannedRuns, runMatrix, warmUp, type MatrixOptions, type MatrixTarget } from "./matrix.ts";
 import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
-import { clientEnv } from "./pgbench.ts";
 import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINTS } from "./plan.ts";
 import { textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
 import { commandVersion, ensureFileLimit, machine } from "./system.ts";
 import { findPgbouncer, pgbouncerSupportsPrepared, pgbouncerVersion, pgbunHasWorkers, startPgbouncer, startPgbunTarget, type RunningPooler } from "./targets.ts";
 
 const REPO = join(import.meta.dir, "..");
-const USER = "postgres";
-const PASSWORD = "postgres";
-const DB = "postgres";
 
 // Ctrl-C or a kill still runs the exit hooks that stop PostgreSQL and the poolers.
 process.on("SIGINT", () => process.exit(130));
@@ -43,20 +39,7 @@ function gitRevision(): string {
 }
 
 say(`starting PostgreSQL (max_connections ${PG_MAX_CONNECTIONS}) and pgbench -i -s ${opts.scale} ...`);
-const pg = await startPostgres({ maxConnections: PG_MAX_CONNECTIONS });
-const init = Bun.spawnSync(["pgbench", "-i", "-q", "-s", String(opts.scale), "-h", "127.0.0.1", "-p", String(pg.port), "-U", USER, DB], { env: clientEnv(PASSWORD), stdout: "pipe", stderr: "pipe" });
-if (init.exitCode !== 0) throw new Error(`pgbench -i failed:\n${init.stderr.toString()}`);
-if (opts.auth === "md5") await useMd5(USER);
-const secret = await pg.psql(`SELECT rolpassword FROM pg_authid WHERE rolname = '${USER}'`);
-
-/** The harness's cluster wants SCRAM from everyone but md5user; an md5-stored password and a first hba line change that for one role. */
-async function useMd5(role: string): Promise<void> {
-  const hba = join(pg.dataDir, "pg_hba.conf");
-  writeFileSync(hba, `host all ${role} 127.0.0.1/32 md5\n${readFileSync(hba, "utf8")}`);
-  // Reload first: an "md5" hba line still accepts the SCRAM-stored password this psql logs in with.
-  await pg.psql("SELECT pg_reload_conf()");
-  await pg.psql(`SET password_encryption = 'md5'; ALTER ROLE ${role} PASSWORD '${PASSWORD}'`);
-}
+const { pg, secret } = await startBenchDatabase({ maxConnections: PG_MAX_CONNECTIONS, scale: opts.scale, auth: opts.auth });
 
 const bouncerBin = findPgbouncer();
 const bouncerVersion = bouncerBin ? pgbouncerVersion(bouncerBin) : null;
