@@ -32,7 +32,7 @@ export const WORKERS_POINTS: PgbenchPoint[] = [
   { script: "select-only", mode: "simple", clients: 1000 },
 ];
 
-const USAGE = `usage: bun bench/run.ts [--quick] [--workers 1,2] [--auth md5|scram-sha-256] [--rounds N] [--seconds S] [--idle-clients N] [--scale N]
+export const USAGE = `usage: bun bench/run.ts [--quick] [--workers 1,2] [--auth md5|scram-sha-256] [--rounds N] [--seconds S] [--idle-clients N] [--scale N]
   --quick          a few points, 1 round, short runs, 1000 idle clients: under a minute
   --auth A         md5 (default) or scram-sha-256 for every login; SCRAM makes 1000-client points run 10 s longer
   --workers 1,N    also measure pgbun with N workers at -S -M simple -c 100 and -c 1000 (default 1,2; quick 1)

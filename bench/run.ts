@@ -6,7 +6,7 @@ import { DB, PASSWORD, startBenchDatabase, USER } from "./database.ts";
 import { htmlPage } from "./html.ts";
 import { plannedRuns, runMatrix, warmUp, type MatrixOptions, type MatrixTarget } from "./matrix.ts";
 import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
-import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINTS } from "./plan.ts";
+import { USAGE, DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINTS } from "./plan.ts";
 import { textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
 import { commandVersion, ensureFileLimit, machine } from "./system.ts";
 import { findPgbouncer, pgbouncerSupportsPrepared, pgbouncerVersion, pgbunHasWorkers, startPgbouncer, startPgbunTarget, type RunningPooler } from "./targets.ts";
@@ -17,7 +17,16 @@ const REPO = join(import.meta.dir, "..");
 process.on("SIGINT", () => process.exit(130));
 process.on("SIGTERM", () => process.exit(143));
 
-const opts = parseOptions(Bun.argv.slice(2));
+const opts = (() => {
+  try {
+    return parseOptions(Bun.argv.slice(2));
+  } catch (err) {
+    // A bad option is the user's to fix: the message (with the usage), not a stack trace.
+    const message = (err as Error).message;
+    console.error(message.includes("usage:") ? message : `${message}\n${USAGE}`);
+    process.exit(2);
+  }
+})();
 const startedAt = new Date();
 const t0 = performance.now();
 const notes: string[] = [];
