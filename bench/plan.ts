@@ -32,7 +32,7 @@ export const WORKERS_POINTS: PgbenchPoint[] = [
   { script: "select-only", mode: "simple", clients: 1000 },
 ];
 
-export const USAGE = `usage: bun bench/run.ts [--quick] [--workers 1,2] [--auth md5|scram-sha-256] [--rounds N] [--seconds S] [--idle-clients N] [--scale N]
+const USAGE = `usage: bun bench/run.ts [--quick] [--workers 1,2] [--auth md5|scram-sha-256] [--rounds N] [--seconds S] [--idle-clients N] [--scale N]
   --quick          a few points, 1 round, short runs, 1000 idle clients: under a minute
   --auth A         md5 (default) or scram-sha-256 for every login; SCRAM makes 1000-client points run 10 s longer
   --workers 1,N    also measure pgbun with N workers at -S -M simple -c 100 and -c 1000 (default 1,2; quick 1)
@@ -49,20 +49,27 @@ function positiveInt(name: string, raw: string | undefined, fallback: number, mi
 }
 
 export function parseOptions(argv: string[]): BenchOptions {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: "boolean", default: false },
-      workers: { type: "string" },
-      auth: { type: "string", default: "md5" },
-      rounds: { type: "string" },
-      seconds: { type: "string" },
-      "idle-clients": { type: "string" },
-      scale: { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-    strict: true,
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: "boolean", default: false },
+        workers: { type: "string" },
+        auth: { type: "string", default: "md5" },
+        rounds: { type: "string" },
+        seconds: { type: "string" },
+        "idle-clients": { type: "string" },
+        scale: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    });
+  } catch (err) {
+    // parseArgs names an unknown option but not the known ones.
+    throw new Error(`${(err as Error).message}\n${USAGE}`);
+  }
+  const { values } = parsed;
   if (values.help) {
     console.log(USAGE);
     process.exit(0);

@@ -1,6 +1,6 @@
 // A bare Bun TCP relay: every client connection gets its own upstream connection and bytes pass through unparsed.
 // It is the floor for any pooler built on Bun's sockets: what Bun's event loop and socket calls cost per message
-// before pooling does anything. Run by bench/floor.ts as `bun bench/relay.ts UPSTREAM_PORT`; prints its port.
+// before pooling does anything. Run by bench/floor.ts as `bun bench/relay.ts LISTEN_PORT UPSTREAM_PORT`.
 
 import type { Socket } from "bun";
 
@@ -12,9 +12,9 @@ interface End {
   early: Uint8Array[];
 }
 
-const upstreamPort = Number(process.argv[2]);
-if (!Number.isInteger(upstreamPort) || upstreamPort <= 0) {
-  console.error("usage: bun bench/relay.ts UPSTREAM_PORT");
+const [listenPort, upstreamPort] = process.argv.slice(2).map(Number);
+if (!Number.isInteger(listenPort) || !Number.isInteger(upstreamPort) || !(listenPort! > 0 && upstreamPort! > 0)) {
+  console.error("usage: bun bench/relay.ts LISTEN_PORT UPSTREAM_PORT");
   process.exit(2);
 }
 
@@ -41,16 +41,16 @@ function drain(s: Socket<End>): void {
   }
 }
 
-const server = Bun.listen<End>({
+Bun.listen<End>({
   hostname: "127.0.0.1",
-  port: 0,
+  port: listenPort!,
   socket: {
     binaryType: "uint8array",
     open(client) {
       client.data = { peer: null, queue: [], early: [] };
       void Bun.connect<End>({
         hostname: "127.0.0.1",
-        port: upstreamPort,
+        port: upstreamPort!,
         data: { peer: client, queue: [], early: [] },
         socket: {
           binaryType: "uint8array",
@@ -82,4 +82,3 @@ const server = Bun.listen<End>({
     },
   },
 });
-console.log(`relay listening on 127.0.0.1:${server.port}`);

@@ -138,7 +138,7 @@ export function markdownTable(points: PointResult[]): string {
 }
 
 /** Lays out a Markdown table: the first column left-aligned, the rest right-aligned. */
-function layout(header: string[], body: string[][]): string {
+export function layout(header: string[], body: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(" | ")} |`;
   const rule = `|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`;

@@ -6,7 +6,7 @@ import { DB, PASSWORD, startBenchDatabase, USER } from "./database.ts";
 import { htmlPage } from "./html.ts";
 import { plannedRuns, runMatrix, warmUp, type MatrixOptions, type MatrixTarget } from "./matrix.ts";
 import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
-import { USAGE, DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINTS } from "./plan.ts";
+import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINTS } from "./plan.ts";
 import { textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
 import { commandVersion, ensureFileLimit, machine } from "./system.ts";
 import { findPgbouncer, pgbouncerSupportsPrepared, pgbouncerVersion, pgbunHasWorkers, startPgbouncer, startPgbunTarget, type RunningPooler } from "./targets.ts";
@@ -22,8 +22,7 @@ const opts = (() => {
     return parseOptions(Bun.argv.slice(2));
   } catch (err) {
     // A bad option is the user's to fix: the message (with the usage), not a stack trace.
-    const message = (err as Error).message;
-    console.error(message.includes("usage:") ? message : `${message}\n${USAGE}`);
+    console.error((err as Error).message);
     process.exit(2);
   }
 })();

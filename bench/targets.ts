@@ -167,33 +167,19 @@ export function pgbunHasWorkers(): boolean {
 
 /** The bare Bun relay of bench/relay.ts in front of pgPort: one upstream connection per client, nothing parsed. */
 export async function startRelay(pgPort: number): Promise<RunningPooler> {
-  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "relay.ts"), String(pgPort)], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const port = await freePort();
+  const proc = Bun.spawn([process.execPath, join(import.meta.dir, "relay.ts"), String(port), String(pgPort)], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   const forget = undoIfKilled({ kill: proc.pid });
-  const reader = proc.stdout.getReader();
-  let out = "";
-  const deadline = Date.now() + 15_000;
-  let m: RegExpMatchArray | null = null;
-  while (!(m = out.match(/relay listening on 127\.0\.0\.1:(\d+)\n/)) && Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    out += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
-  if (!m) {
-    proc.kill("SIGKILL");
+  const stop = async () => {
+    proc.kill("SIGTERM");
+    await proc.exited;
     forget();
-    throw new Error(`bench/relay.ts did not start: ${out}${await new Response(proc.stderr).text()}`);
-  }
-  return {
-    name: "Bun relay",
-    port: Number(m[1]),
-    pid: proc.pid,
-    async stop() {
-      proc.kill("SIGTERM");
-      await proc.exited;
-      forget();
-    },
-    alive: () => proc.exitCode === null && proc.signalCode === null,
-    logTail: () => out,
   };
+  try {
+    await waitForPort(port, proc, 15_000);
+  } catch (err) {
+    await stop();
+    throw new Error(`bench/relay.ts ${(err as Error).message}: ${await new Response(proc.stderr).text()}`);
+  }
+  return { name: "Bun relay", port, pid: proc.pid, stop, alive: () => proc.exitCode === null && proc.signalCode === null, logTail: () => "" };
 }

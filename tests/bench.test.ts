@@ -117,3 +117,7 @@ describe("bench pooler CPU", () => {
     expect(lines[2]).toMatch(/^\| -S simple c=100 +\| +22\.0 \| +25\.0 \| +0\.88 \|$/);
   });
 });
+
+test("an unknown bench option is named together with the usage", () => {
+  expect(() => parseOptions(["--bogus"])).toThrow(/--bogus[\s\S]*usage: bun bench\/run\.ts/);
+});
