@@ -10,6 +10,15 @@ export const USER = "postgres";
 export const PASSWORD = "postgres";
 export const DB = "postgres";
 
+/** How pgbench logs in, to every target alike. */
+export const LOGIN = { user: USER, password: PASSWORD, db: DB };
+
+/** What pgbench does itself without -n, done directly so every target starts its TPC-B run from the same state. */
+export async function resetTpcb(pg: PgInstance): Promise<void> {
+  await pg.psql("VACUUM pgbench_branches, pgbench_tellers");
+  await pg.psql("TRUNCATE pgbench_history");
+}
+
 export interface BenchDatabase {
   pg: PgInstance;
   /** The role's secret as pg_authid stores it (md5 hash or SCRAM verifier), for PgBouncer's auth_file. */

@@ -2,7 +2,7 @@
 // PgBouncer's, at points where every client has its own server connection. The relay parses nothing and pools
 // nothing, so its figure is what Bun's sockets cost before pgbun does any work: the floor under pgbun's own cost.
 
-import { DB, PASSWORD, startBenchDatabase, USER } from "./database.ts";
+import { LOGIN, resetTpcb, startBenchDatabase } from "./database.ts";
 import { runMatrix, warmUp, type MatrixTarget } from "./matrix.ts";
 import type { PgbenchPoint } from "./pgbench.ts";
 import { layout, type TargetResult } from "./report.ts";
@@ -29,13 +29,8 @@ const targets: MatrixTarget[] = poolers.map((p) => ({ key: p.name, port: p.port,
 const options = {
   rounds: ROUNDS,
   seconds: () => SECONDS,
-  user: USER,
-  password: PASSWORD,
-  db: DB,
-  async beforeTpcb() {
-    await pg.psql("VACUUM pgbench_branches, pgbench_tellers");
-    await pg.psql("TRUNCATE pgbench_history");
-  },
+  ...LOGIN,
+  beforeTpcb: () => resetTpcb(pg),
 };
 await warmUp(targets, options, 1, ["simple", "extended"]);
 const results = await runMatrix(POINTS, targets, options);

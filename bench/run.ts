@@ -2,7 +2,7 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { DB, PASSWORD, startBenchDatabase, USER } from "./database.ts";
+import { LOGIN, resetTpcb, startBenchDatabase } from "./database.ts";
 import { htmlPage } from "./html.ts";
 import { plannedRuns, runMatrix, warmUp, type MatrixOptions, type MatrixTarget } from "./matrix.ts";
 import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
@@ -95,14 +95,8 @@ const targets: MatrixTarget[] = [
 const matrixOptions: MatrixOptions = {
   rounds: opts.rounds,
   seconds: (p) => secondsFor(p, opts),
-  user: USER,
-  password: PASSWORD,
-  db: DB,
-  async beforeTpcb() {
-    // What pgbench does itself without -n, done directly so every target starts its TPC-B run from the same state.
-    await pg.psql("VACUUM pgbench_branches, pgbench_tellers");
-    await pg.psql("TRUNCATE pgbench_history");
-  },
+  ...LOGIN,
+  beforeTpcb: () => resetTpcb(pg),
   ...(workerPoolers.length ? { onlyAt: { key: `pgbun-w${extraWorkers[0]}`, points: WORKERS_POINTS } } : {}),
 };
 if (extraWorkers.length > 1) notes.push(`only ${extraWorkers[0]} workers were measured; further worker counts are ignored`);
