@@ -2,6 +2,7 @@
 
 import { join } from "node:path";
 import { readRssKiB, type RunningPooler } from "./targets.ts";
+import { LOGIN } from "./database.ts";
 
 export interface IdleMemoryResult {
   target: string;
@@ -34,7 +35,7 @@ class IdleClients {
   private text = "";
 
   constructor(port: number, count: number, timeoutSeconds: number) {
-    this.proc = Bun.spawn([process.execPath, SCRIPT, String(port), String(count), "postgres", "postgres", "postgres", "100", String(timeoutSeconds)], {
+    this.proc = Bun.spawn([process.execPath, SCRIPT, String(port), String(count), LOGIN.user, LOGIN.password, LOGIN.db, "100", String(timeoutSeconds)], {
       stdin: "pipe",
       stdout: "pipe",
       stderr: "ignore",
