@@ -32,6 +32,8 @@ export class Pool implements ServerOwner, ClientPool {
   connecting = 0;
   lastError = "";
   lastErrorAt = 0;
+  /** Date.now() of the last successful server login; 0 before the first. */
+  lastLoginAt = 0;
   /** PAUSE: no new server assignments until RESUME. */
   paused = false;
   /** Removed from the config (or DISABLEd): refuse new clients, close servers as they come back. */
@@ -116,6 +118,7 @@ export class Pool implements ServerOwner, ClientPool {
   serverReady(s: ServerConn): void {
     this.connecting--;
     this.lastError = "";
+    this.lastLoginAt = Date.now();
     if (this.welcome === null) {
       this.welcome = new Map(s.reported);
       const list = this.welcomeWaiters;
