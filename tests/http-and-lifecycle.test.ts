@@ -77,6 +77,22 @@ describe("HTTP endpoint", () => {
     expect((await fetch(`http://127.0.0.1:${port}/stats/reset-peak`, { method: "POST" })).status).toBe(200);
   });
 
+  test("/stats names the process start (started_at, run_id), so a poller sees a restart", async () => {
+    const port = await freePort();
+    const stats = async () => (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { started_at: string; run_id: string };
+    const first = await pgbun(config(port));
+    const a = await stats();
+    expect(new Date(a.started_at).toISOString()).toBe(a.started_at);
+    expect(Math.abs(Date.now() - Date.parse(a.started_at))).toBeLessThan(60_000);
+    expect(a.run_id).toMatch(/^[0-9a-f-]{16,}$/);
+    expect((await stats()).run_id).toBe(a.run_id);
+    await first.p.stop();
+    await pgbun(config(port));
+    const b = await stats();
+    expect(b.run_id).not.toBe(a.run_id);
+    expect(Date.parse(b.started_at)).toBeGreaterThanOrEqual(Date.parse(a.started_at));
+  });
+
   test("/healthz is 200 while PostgreSQL is up and 503 with the error while it is down", async () => {
     const port = await freePort();
     await pgbun(config(port));

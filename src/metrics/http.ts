@@ -6,6 +6,10 @@ import { VERSION } from "../version.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { snapshotAll } from "./snapshot.ts";
 
+/** Process start, and a random id per start: a client polling /stats sees a restart even when the pid is reused. */
+const STARTED_AT = new Date().toISOString();
+const RUN_ID = crypto.randomUUID();
+
 export interface HealthSource {
   readonly registry: Registry;
   listening(): boolean;
@@ -71,7 +75,14 @@ export function startHttp(src: HealthSource, host: string, port: number): Server
           return Response.json(h.body, { status: h.ok ? 200 : 503 });
         }
         case "/stats":
-          return Response.json({ version: VERSION, uptime_seconds: (Date.now() - reg.startedAt) / 1000, pid: process.pid, pools: snapshotAll(reg) });
+          return Response.json({
+            version: VERSION,
+            started_at: STARTED_AT,
+            run_id: RUN_ID,
+            uptime_seconds: (Date.now() - reg.startedAt) / 1000,
+            pid: process.pid,
+            pools: snapshotAll(reg),
+          });
         case "/stats/reset-peak":
           if (req.method !== "POST") return new Response("use POST\n", { status: 405 });
           for (const p of reg.pools.values()) p.stats.server_connections_peak = p.servers.size;
