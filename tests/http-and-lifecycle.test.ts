@@ -111,7 +111,51 @@ describe("HTTP endpoint", () => {
       await pg.start();
     }
   });
+
+  test("a request without a Host header, or with a malformed one, gets a short 400 and never internals", async () => {
+    const port = await freePort();
+    await pgbun(config(port));
+    const bad = [
+      "GET /healthz HTTP/1.0\r\n\r\n",
+      "GET /stats HTTP/1.0\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: [bad\r\nConnection: close\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:99999\r\nConnection: close\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: user@host\r\nConnection: close\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+    ];
+    for (const req of bad) {
+      const res = await rawHttp(port, req);
+      expect(res.status).toBe(400);
+      expect(res.body.length).toBeLessThan(200);
+      expect(res.body).not.toMatch(/<html|\.ts\b|\/src\/|\bat \S+ \(|stack/i);
+    }
+    const good = await rawHttp(port, "GET /stats HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    expect(good.status).toBe(200);
+    const v6 = await rawHttp(port, "GET /metrics?x=%zz HTTP/1.1\r\nHost: [::1]:6480\r\nConnection: close\r\n\r\n");
+    expect(v6.status).toBe(200);
+  });
 });
+
+/** One request over a raw socket (fetch always sends a good Host); resolves when the server closes. */
+async function rawHttp(port: number, text: string): Promise<{ status: number; body: string }> {
+  let out = "";
+  const closed = Promise.withResolvers<void>();
+  const s = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: {
+      data: (_s, d) => void (out += new TextDecoder().decode(d)),
+      close: () => closed.resolve(),
+      error: () => closed.resolve(),
+    },
+  });
+  s.write(text);
+  await Promise.race([closed.promise, Bun.sleep(3000)]);
+  s.end();
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(out)?.[1] ?? 0);
+  return { status, body: out.slice(out.indexOf("\r\n\r\n") + 4) };
+}
 
 describe("lifecycle", () => {
   test("SIGHUP re-reads the config: a new database appears, a removed one is refused, a bad file is refused and logged", async () => {

@@ -3,6 +3,7 @@
 import type { Server } from "bun";
 import type { Registry } from "../pool/registry.ts";
 import { VERSION } from "../version.ts";
+import { log } from "../log.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { snapshotAll } from "./snapshot.ts";
 
@@ -43,6 +44,26 @@ async function reachable(host: string, port: number, timeoutMs = 1000): Promise<
   });
 }
 
+/** host, IPv4 or [IPv6], then an optional port: anything else (two Host lines joined by ", ", spaces, "@") is refused. */
+const HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::(\d{0,5}))?$/;
+const PLAIN = { "content-type": "text/plain; charset=utf-8" };
+
+/**
+ * The request's path, or null when its Host header is missing or malformed. Bun builds req.url from the Host header
+ * and leaves it relative ("/healthz") when it cannot, so `new URL(req.url)` would throw on what a client sent.
+ */
+export function requestPath(req: Request): string | null {
+  const host = req.headers.get("host");
+  const m = host === null ? null : HOST.exec(host);
+  if (m === null || (m[1] !== undefined && m[1] !== "" && Number(m[1]) > 65535)) return null;
+  const url = req.url;
+  const origin = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/.exec(url);
+  const rest = origin === null ? url : url.slice(origin[0].length);
+  if (!rest.startsWith("/") && rest !== "") return null;
+  const cut = rest.search(/[?#]/);
+  return (cut < 0 ? rest : rest.slice(0, cut)) || "/";
+}
+
 export async function health(src: HealthSource): Promise<{ ok: boolean; body: unknown }> {
   const reg = src.registry;
   const dbs = [...reg.config.databases.values()];
@@ -63,9 +84,16 @@ export function startHttp(src: HealthSource, host: string, port: number): Server
   return Bun.serve({
     hostname: host,
     port,
+    // Never Bun's development error page: it shows source paths and stacks to whoever asks.
+    development: false,
+    error(err) {
+      log.error("http", "request failed", { error: err.message, stack: err.stack ?? "" });
+      return new Response("internal error\n", { status: 500, headers: PLAIN });
+    },
     async fetch(req) {
-      const url = new URL(req.url);
-      switch (url.pathname) {
+      const path = requestPath(req);
+      if (path === null) return new Response("bad request: missing or malformed Host header\n", { status: 400, headers: PLAIN });
+      switch (path) {
         case "/metrics":
           return new Response(renderMetrics(reg, { openClientSockets: reg.clients.size, uptimeSeconds: (Date.now() - reg.startedAt) / 1000 }), {
             headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -88,7 +116,7 @@ export function startHttp(src: HealthSource, host: string, port: number): Server
           for (const p of reg.pools.values()) p.stats.server_connections_peak = p.servers.size;
           return Response.json({ ok: true });
       }
-      return new Response("pgbun: try /metrics, /healthz or /stats\n", { status: 404 });
+      return new Response("pgbun: try /metrics, /healthz or /stats\n", { status: 404, headers: PLAIN });
     },
   });
 }
