@@ -1,5 +1,7 @@
 // The HTTP endpoint (checked with promtool) and the process lifecycle: SIGHUP reload, SIGTERM drain, SIGINT, log formats.
 
+import { readFileSync } from "node:fs";
+import postgres from "postgres";
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { startPostgres, freePort, type PgInstance } from "./harness/postgres.ts";
 import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
@@ -10,7 +12,8 @@ let pg: PgInstance;
 const started: PgbunProcess[] = [];
 
 beforeAll(async () => {
-  pg = await startPostgres();
+  // log: every connection PostgreSQL receives is counted in its log (see the /healthz burst test).
+  pg = await startPostgres({ log: true });
   await pg.psql("CREATE DATABASE other OWNER app");
 });
 afterEach(async () => {
@@ -20,14 +23,26 @@ afterAll(async () => {
   await pg.stop();
 });
 
-function config(statsPort: number, dbs = ["app"], extra = ""): string {
+interface Server {
+  password?: string;
+  dbname?: string;
+  port?: number;
+}
+
+function config(statsPort: number, dbs = ["app"], extra = "", server: Server = {}): string {
   return `[pgbun]
 pool_mode = "transaction"
 default_pool_size = 2
 stats_listen = "127.0.0.1:${statsPort}"
 shutdown_timeout = 5
 ${extra}
-${dbs.map((d) => `[databases.${d}]\nhost = "127.0.0.1"\nport = ${pg.port}\nuser = "app"\npassword = "apppass"\n`).join("\n")}
+${dbs
+  .map(
+    (d) =>
+      `[databases.${d}]\nhost = "127.0.0.1"\nport = ${server.port ?? pg.port}\ndbname = "${server.dbname ?? d}"\n` +
+      `user = "app"\npassword = "${server.password ?? "apppass"}"\n`,
+  )
+  .join("\n")}
 [users.app]
 password = "apppass"
 `;
@@ -96,19 +111,113 @@ describe("HTTP endpoint", () => {
   test("/healthz is 200 while PostgreSQL is up and 503 with the error while it is down", async () => {
     const port = await freePort();
     await pgbun(config(port));
-    const up = await fetch(`http://127.0.0.1:${port}/healthz`);
-    expect(up.status).toBe(200);
-    expect(((await up.json()) as { components: { upstreams: Array<{ status: string }> } }).components.upstreams[0]!.status).toBe("up");
+    const up = await healthWhen(port, (h) => h.status !== "starting");
+    expect(up.code).toBe(200);
+    expect(up.upstreams[0]!.status).toBe("up");
     await pg.stop();
     try {
-      const down = await fetch(`http://127.0.0.1:${port}/healthz`);
-      expect(down.status).toBe(503);
-      const body = (await down.json()) as { components: { listener: { status: string }; upstreams: Array<{ status: string; error: string }> } };
-      expect(body.components.listener.status).toBe("up");
-      expect(body.components.upstreams[0]!.status).toBe("down");
-      expect(body.components.upstreams[0]!.error).toBeTruthy();
+      // The health monitor notices within a check interval (2 s) and a check's timeout.
+      const down = await healthWhen(port, (h) => h.status === "down", 10_000);
+      expect(down.code).toBe(503);
+      expect(down.body.components.listener.status).toBe("up");
+      expect(down.upstreams[0]!.status).toBe("down");
+      expect(down.upstreams[0]!.error).toContain(`127.0.0.1:${pg.port}`);
     } finally {
       await pg.start();
+    }
+    const back = await healthWhen(port, (h) => h.status === "up", 10_000);
+    expect(back.code).toBe(200);
+  });
+
+  test("500 concurrent /healthz requests all get 200 and open no PostgreSQL connection of their own", async () => {
+    const port = await freePort();
+    const { p } = await pgbun(config(port));
+    await queries(p, "app", 3);
+    await healthWhen(port, (h) => h.status === "up");
+    // One connection of the test's own, opened before counting.
+    const direct = postgres(pg.url(), { max: 1 });
+    const backends = async () => Number((await direct`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = 'app'`)[0]!.n);
+    await backends();
+    const tcpConnections = () => (readFileSync(pg.logFile, "utf8").match(/connection received: host=127\.0\.0\.1/g) ?? []).length;
+    const received = tcpConnections();
+    const before = await backends();
+    let most = before;
+    let bursting = true;
+    const sampler = (async () => {
+      while (bursting) {
+        most = Math.max(most, await backends());
+        await Bun.sleep(5);
+      }
+    })();
+    const codes = await Promise.all(Array.from({ length: 500 }, async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status));
+    bursting = false;
+    await sampler;
+    expect(codes.filter((c) => c !== 200)).toEqual([]);
+    // Not a connection per request: at most one background login check ran meanwhile.
+    expect(tcpConnections() - received).toBeLessThanOrEqual(1);
+    await direct.end();
+    // The pool's own servers (pool size 2) and at most one background login check.
+    expect(most - before).toBeLessThanOrEqual(1);
+    expect(most).toBeLessThanOrEqual(2 + 1);
+  });
+
+  test("/healthz is 503 naming the login failure when pgbun's server password is wrong, and so does a client's login", async () => {
+    const port = await freePort();
+    const { p } = await pgbun(config(port, ["app"], "", { password: "wrong" }));
+    const h = await healthWhen(port, (x) => x.status !== "starting");
+    expect(h.code).toBe(503);
+    expect(h.body.status).toBe("down");
+    expect(h.upstreams[0]!.error).toContain('password authentication failed for user "app"');
+    expect(h.upstreams[0]!.error).toContain("28P01");
+    const c = await RawClient.connect(p.port);
+    const m = await c.login("app", "app", "apppass");
+    expect(m.at(-1)!.tag).toBe("E");
+    const again = await healthWhen(port, () => true);
+    expect(again.code).toBe(503);
+    expect(again.upstreams[0]!.error).toContain("password authentication failed");
+  });
+
+  test("/healthz is 503 naming the missing database when the configured dbname does not exist", async () => {
+    const port = await freePort();
+    await pgbun(config(port, ["app"], "", { dbname: "no_such_db" }));
+    const h = await healthWhen(port, (x) => x.status !== "starting");
+    expect(h.code).toBe(503);
+    expect(h.upstreams[0]!.error).toContain('database "no_such_db" does not exist');
+  });
+
+  test("/healthz is 503 naming the address when nothing listens at the server's host and port", async () => {
+    const port = await freePort();
+    const nobody = await freePort();
+    await pgbun(config(port, ["app"], "", { port: nobody }));
+    const h = await healthWhen(port, (x) => x.status !== "starting");
+    expect(h.code).toBe(503);
+    expect(h.upstreams[0]!.error).toContain(`cannot connect to 127.0.0.1:${nobody}`);
+  });
+
+  test("/healthz stays 200 when the check is refused for too many connections while the pools hold the server's slots", async () => {
+    // max_connections 5 minus 3 reserved for superusers: app's two servers fill what app may use.
+    const small = await startPostgres({ maxConnections: 5 });
+    try {
+      const port = await freePort();
+      const { p } = await pgbun(config(port, ["app"], "", { port: small.port }));
+      const held: RawClient[] = [];
+      for (let i = 0; i < 2; i++) {
+        const c = await RawClient.connect(p.port);
+        await c.login("app", "app", "apppass");
+        c.send(msg.query("BEGIN"));
+        expect(await c.untilReady()).toEqual(["C", "Z:T"]);
+        held.push(c);
+      }
+      const third = await RawClient.connect(small.port);
+      expect(errorCode((await third.login("app", "app", "apppass")).at(-1)!)).toBe("53300");
+      // The pools' logins are recent; wait for a check of its own, refused likewise.
+      await Bun.sleep(3000);
+      const h = await healthWhen(port, () => true);
+      expect(h.code).toBe(200);
+      expect(h.upstreams[0]!.status).toBe("up");
+      for (const c of held) c.close();
+    } finally {
+      await small.stop();
     }
   });
 
@@ -155,6 +264,29 @@ async function rawHttp(port: number, text: string): Promise<{ status: number; bo
   s.end();
   const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(out)?.[1] ?? 0);
   return { status, body: out.slice(out.indexOf("\r\n\r\n") + 4) };
+}
+
+interface Upstream {
+  status: string;
+  error: string | null;
+}
+interface Health {
+  code: number;
+  status: string;
+  body: { status: string; components: { listener: { status: string }; upstreams: Upstream[] } };
+  upstreams: Upstream[];
+}
+
+/** Polls /healthz until `done` holds (or the time is up: the last answer is returned for the assertions to judge). */
+async function healthWhen(port: number, done: (h: Health) => boolean, timeoutMs = 6000): Promise<Health> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    const body = (await res.json()) as Health["body"];
+    const h = { code: res.status, status: body.status, body, upstreams: body.components.upstreams };
+    if (done(h) || Date.now() > deadline) return h;
+    await Bun.sleep(50);
+  }
 }
 
 describe("lifecycle", () => {

@@ -4,6 +4,7 @@ import type { Server } from "bun";
 import type { Registry } from "../pool/registry.ts";
 import { VERSION } from "../version.ts";
 import { log } from "../log.ts";
+import { HealthMonitor, type HealthStatus } from "./health.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { snapshotAll } from "./snapshot.ts";
 
@@ -14,34 +15,6 @@ const RUN_ID = crypto.randomUUID();
 export interface HealthSource {
   readonly registry: Registry;
   listening(): boolean;
-}
-
-/** Whether a TCP connection to host:port opens within the timeout. */
-async function reachable(host: string, port: number, timeoutMs = 1000): Promise<string | null> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (err: string | null) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      resolve(err);
-    };
-    const timer = setTimeout(() => finish(`no answer within ${timeoutMs} ms`), timeoutMs);
-    Bun.connect({
-      hostname: host,
-      port,
-      socket: {
-        open(s) {
-          s.end();
-          finish(null);
-        },
-        data() {},
-        connectError(_s, e) {
-          finish(e.message);
-        },
-      },
-    }).catch((e: Error) => finish(e.message));
-  });
 }
 
 /** host, IPv4 or [IPv6], then an optional port: anything else (two Host lines joined by ", ", spaces, "@") is refused. */
@@ -64,23 +37,19 @@ export function requestPath(req: Request): string | null {
   return (cut < 0 ? rest : rest.slice(0, cut)) || "/";
 }
 
-export async function health(src: HealthSource): Promise<{ ok: boolean; body: unknown }> {
-  const reg = src.registry;
-  const dbs = [...reg.config.databases.values()];
-  const checks = await Promise.all(dbs.map((d) => reachable(d.host, d.port)));
-  const upstreams = dbs.map((d, i) => {
-    const pools = [...reg.pools.values()].filter((p) => p.spec.name === d.name);
-    const lastError = pools.map((p) => p.lastError).find((e) => e) ?? null;
-    const err = checks[i] ?? null;
-    return { database: d.name, host: d.host, port: d.port, status: err === null ? "up" : "down", error: err, last_error: lastError };
-  });
+/** /healthz: the listener, and each database as the health monitor last saw it; never a connection of its own. */
+export function health(src: HealthSource, monitor: HealthMonitor): { ok: boolean; body: unknown } {
+  const upstreams = monitor.report();
   const listener = src.listening() ? "up" : "down";
-  const ok = listener === "up" && upstreams.every((u) => u.status === "up");
-  return { ok, body: { status: ok ? "up" : "down", components: { listener: { status: listener }, upstreams } } };
+  const worst = (s: HealthStatus) => upstreams.some((u) => u.status === s);
+  const status = listener === "down" || worst("down") ? "down" : worst("starting") ? "starting" : "up";
+  return { ok: status === "up", body: { status, components: { listener: { status: listener }, upstreams } } };
 }
 
 export function startHttp(src: HealthSource, host: string, port: number): Server<undefined> {
   const reg = src.registry;
+  const monitor = new HealthMonitor(reg);
+  monitor.start();
   return Bun.serve({
     hostname: host,
     port,
@@ -90,7 +59,7 @@ export function startHttp(src: HealthSource, host: string, port: number): Server
       log.error("http", "request failed", { error: err.message, stack: err.stack ?? "" });
       return new Response("internal error\n", { status: 500, headers: PLAIN });
     },
-    async fetch(req) {
+    fetch(req) {
       const path = requestPath(req);
       if (path === null) return new Response("bad request: missing or malformed Host header\n", { status: 400, headers: PLAIN });
       switch (path) {
@@ -99,7 +68,7 @@ export function startHttp(src: HealthSource, host: string, port: number): Server
             headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
           });
         case "/healthz": {
-          const h = await health(src);
+          const h = health(src, monitor);
           return Response.json(h.body, { status: h.ok ? 200 : 503 });
         }
         case "/stats":

@@ -1,0 +1,213 @@
+// Health per database, kept in memory: from the pools' own logins and login failures, and a background login when they are quiet.
+
+import { ServerAuth } from "../backend/server-auth.ts";
+import type { ServerTarget } from "../backend/server-types.ts";
+import type { DatabaseConfig } from "../config/schema.ts";
+import { log } from "../log.ts";
+import { oneShot } from "../net/one-shot.ts";
+import type { Pool } from "../pool/pool.ts";
+import type { Registry } from "../pool/registry.ts";
+import { Framer } from "../protocol/framer.ts";
+import { parseErrorFields, startupMessage, TERMINATE } from "../protocol/messages.ts";
+import { B_AUTHENTICATION, B_ERROR_RESPONSE, B_READY_FOR_QUERY } from "../protocol/tags.ts";
+
+/** A background login runs for a server target when no pool has logged in to it for this long; at most one at a time. */
+export const CHECK_INTERVAL_MS = 2000;
+/** A database is "starting" (503) until its first login (a pool's or the check's) succeeds or fails, at most this long. */
+export const START_GRACE_MS = 5000;
+const CHECK_TIMEOUT_MS = 3000;
+const TICK_MS = 250;
+/** PostgreSQL's too_many_connections: while the pools hold live servers, the pools themselves are what fills the server. */
+const TOO_MANY_CONNECTIONS = "53300";
+
+export type HealthStatus = "starting" | "up" | "down";
+
+/** One login outcome, the pools' or the check's. */
+interface Outcome {
+  ok: boolean;
+  at: number;
+  error: string | null;
+  code: string | null;
+  source: "pool" | "check";
+}
+
+type LoginResult = Omit<Outcome, "at" | "source">;
+
+interface CheckState {
+  last: Outcome | null;
+  running: boolean;
+}
+
+export interface UpstreamHealth {
+  database: string;
+  host: string;
+  port: number;
+  status: HealthStatus;
+  /** Why it is not up. */
+  error: string | null;
+  /** Where the latest outcome came from, and when (ISO). */
+  source: "pool" | "check" | null;
+  checked_at: string | null;
+  live_servers: number;
+  /** The pools' latest login error, even when a later login succeeded. */
+  last_error: string | null;
+}
+
+/** Logs in to the server as a server connection does (startup, authentication) and leaves at ReadyForQuery. */
+export function loginCheck(target: ServerTarget, timeoutMs = CHECK_TIMEOUT_MS): Promise<LoginResult> {
+  const auth = new ServerAuth(target.user, target.password);
+  const framer = new Framer(1 << 20);
+  const where = `${target.host}:${target.port}`;
+  return oneShot<LoginResult>(target.host, target.port, timeoutMs, {
+    hello: startupMessage({ user: target.user, database: target.database, application_name: "pgbun health check" }),
+    failed: (why) => ({ ok: false, error: why.startsWith("cannot connect") ? why : `${where}: ${why}`, code: null }),
+    data(chunk, send, finish) {
+      framer.feed(chunk, {
+        frame(tag, buf, start, end) {
+          switch (tag) {
+            case B_AUTHENTICATION: {
+              const reply = auth.handle(buf, start, end);
+              if (reply !== null) send(reply);
+              return;
+            }
+            case B_ERROR_RESPONSE: {
+              const f = parseErrorFields(buf, start, end);
+              const code = f.get("C") ?? null;
+              finish({ ok: false, error: `login to ${where} as "${target.user}" failed: ${f.get("M") ?? "no message"} (SQLSTATE ${code ?? "?"})`, code });
+              return;
+            }
+            case B_READY_FOR_QUERY:
+              send(TERMINATE);
+              finish({ ok: true, error: null, code: null });
+              return;
+          }
+        },
+      });
+    },
+  });
+}
+
+export class HealthMonitor {
+  /** Check state per server target (databases that point at the same server and role share one check). */
+  private readonly checks = new Map<string, CheckState>();
+  private readonly startedAt = Date.now();
+  /** Last status logged per database, to log changes only. */
+  private readonly logged = new Map<string, HealthStatus>();
+
+  constructor(private readonly registry: Registry) {}
+
+  /** Starts the periodic tick; returns its stop function. */
+  start(): () => void {
+    this.tick();
+    const timer = setInterval(() => this.tick(), TICK_MS);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  /** Starts the checks that are due, and logs status changes. */
+  tick(now = Date.now()): void {
+    const keys = new Set<string>();
+    for (const db of this.registry.config.databases.values()) {
+      const target = this.targetFor(db);
+      if (target !== null) {
+        const key = targetKey(target);
+        keys.add(key);
+        const st = this.checks.get(key) ?? { last: null, running: false };
+        this.checks.set(key, st);
+        const poolLogin = Math.max(0, ...this.poolsOf(db).map((p) => p.lastLoginAt));
+        const latest = Math.max(poolLogin, st.last?.at ?? 0);
+        if (!st.running && now - latest >= CHECK_INTERVAL_MS) void this.runCheck(st, target);
+      }
+      const u = this.upstream(db, now);
+      if (this.logged.get(db.name) !== u.status) {
+        if (u.status === "down") log.warn("health", "database down: pgbun cannot log in to its server", { database: db.name, error: u.error ?? "" });
+        else if (u.status === "up" && this.logged.get(db.name) === "down") log.info("health", "database up", { database: db.name });
+        this.logged.set(db.name, u.status);
+      }
+    }
+    // Targets no longer configured (reload) are forgotten; a check still running finishes into the void.
+    for (const key of this.checks.keys()) if (!keys.has(key)) this.checks.delete(key);
+    for (const name of this.logged.keys()) if (!this.registry.config.databases.has(name)) this.logged.delete(name);
+  }
+
+  private async runCheck(st: CheckState, target: ServerTarget): Promise<void> {
+    st.running = true;
+    const r = await loginCheck(target);
+    st.running = false;
+    st.last = { ...r, at: Date.now(), source: "check" };
+  }
+
+  /** What every configured database looks like now, from memory only. */
+  report(now = Date.now()): UpstreamHealth[] {
+    return [...this.registry.config.databases.values()].map((db) => this.upstream(db, now));
+  }
+
+  private upstream(db: DatabaseConfig, now: number): UpstreamHealth {
+    const pools = this.poolsOf(db);
+    const target = this.targetFor(db);
+    let latest: Outcome | null = target === null ? null : (this.checks.get(targetKey(target))?.last ?? null);
+    let lastError: string | null = null;
+    let lastErrorAt = 0;
+    let live = 0;
+    for (const p of pools) {
+      live += p.servers.size - p.connecting;
+      if (p.lastLoginAt > (latest?.at ?? 0)) latest = { ok: true, at: p.lastLoginAt, error: null, code: null, source: "pool" };
+      if (p.lastErrorAt > 0 && p.lastErrorAt > lastErrorAt) {
+        lastErrorAt = p.lastErrorAt;
+        lastError = p.lastError || null;
+      }
+    }
+    // A pool's failure counts only when it is newer than every success seen.
+    if (lastErrorAt > (latest?.at ?? 0)) latest = { ok: false, at: lastErrorAt, error: lastError ?? "server login failed", code: null, source: "pool" };
+    let status: HealthStatus;
+    let error: string | null = null;
+    if (latest === null) {
+      if (target === null) status = "up"; // nothing to log in as, and nothing has failed
+      else if (now - this.startedAt < START_GRACE_MS) status = "starting";
+      else {
+        status = "down";
+        error = `no login to the server completed within ${START_GRACE_MS / 1000} s of start`;
+      }
+    } else if (latest.ok || (latest.code === TOO_MANY_CONNECTIONS && live > 0)) {
+      status = "up";
+    } else {
+      status = "down";
+      error = latest.error;
+    }
+    return {
+      database: db.name,
+      host: db.host,
+      port: db.port,
+      status,
+      error,
+      source: latest?.source ?? null,
+      checked_at: latest === null ? null : new Date(latest.at).toISOString(),
+      live_servers: live,
+      last_error: lastError,
+    };
+  }
+
+  private poolsOf(db: DatabaseConfig): Pool[] {
+    const out: Pool[] = [];
+    for (const p of this.registry.pools.values()) if (p.spec.name === db.name && !p.draining) out.push(p);
+    return out;
+  }
+
+  /**
+   * Whom the check logs in as: the database's forced user, else the user of the pool that logged in last,
+   * else the first configured user; null when there is nobody.
+   */
+  private targetFor(db: DatabaseConfig): ServerTarget | null {
+    const reg = this.registry;
+    if (db.user !== undefined) return reg.specFor(db, db.user).target;
+    let best: Pool | null = null;
+    for (const p of this.poolsOf(db)) if (best === null || p.lastLoginAt > best.lastLoginAt) best = p;
+    if (best !== null) return reg.specFor(db, best.spec.user).target;
+    const first = reg.config.users.keys().next();
+    return first.done ? null : reg.specFor(db, first.value).target;
+  }
+}
+
+function targetKey(t: ServerTarget): string {
+  return JSON.stringify([t.host, t.port, t.database, t.user, t.password ?? null]);
+}
