@@ -14,6 +14,7 @@ import { startJanitor } from "./pool/janitor.ts";
 import type { Pool } from "./pool/pool.ts";
 import { Registry } from "./pool/registry.ts";
 import type { ServerTarget } from "./backend/server.ts";
+import { closeReason } from "./backend/close-reason.ts";
 import { shareOf, type WorkerRole } from "./workers.ts";
 
 export class Lifecycle implements Controller, HealthSource {
@@ -136,7 +137,7 @@ export class Lifecycle implements Controller, HealthSource {
     for (const p of pools) p.paused = true;
     // Transactions in flight finish; then the servers are closed, as PgBouncer's PAUSE does.
     while (pools.some((p) => p.activeServers > 0)) await Bun.sleep(20);
-    for (const p of pools) for (const s of p.idle.splice(0)) s.close("PAUSE");
+    for (const p of pools) for (const s of [...p.idle]) s.close(closeReason("admin", "PAUSE"));
   }
 
   resume(db: string | null): void {
@@ -151,7 +152,7 @@ export class Lifecycle implements Controller, HealthSource {
     for (const p of this.poolsOf(db)) {
       p.paused = true;
       for (const c of [...p.clients]) c.fatal("57P01", `pgbun: database "${db}" was killed on the admin console (KILL)`);
-      for (const s of [...p.servers]) s.close("KILL");
+      for (const s of [...p.servers]) s.close(closeReason("admin", "KILL"));
     }
   }
 

@@ -1,14 +1,15 @@
 import { expect, test } from "bun:test";
-import { INTERNAL, R_READY, R_SWALLOW, ReplyTracker } from "./reply-tracker.ts";
+import { FORWARD, INTERNAL, REPLACE, ReplacedError, ReplyTracker, SWALLOW } from "./reply-tracker.ts";
 
 const c = (s: string) => s.charCodeAt(0);
 function send(t: ReplyTracker, tags: string) {
   for (const ch of tags) t.sent(c(ch));
 }
+/** Receives each tag; returns the action for the last. */
 function recv(t: ReplyTracker, tags: string, status = "I") {
-  let flags = 0;
-  for (const ch of tags) flags |= t.received(c(ch), c(status));
-  return flags;
+  let action = FORWARD as number;
+  for (const ch of tags) action = t.received(c(ch), c(status));
+  return action;
 }
 
 test("a pipeline of two Syncs is owed until both ReadyForQuery arrive", () => {
@@ -51,7 +52,7 @@ test("an error inside a simple Query waits for its ReadyForQuery", () => {
   send(t, "Q");
   recv(t, "CE");
   expect(t.owed).toBe(1);
-  expect(recv(t, "Z", "E") & R_READY).toBeTruthy();
+  expect(recv(t, "Z", "E")).toBe(FORWARD);
   expect(t.txStatus).toBe(c("E"));
 });
 
@@ -69,7 +70,57 @@ test("replies to internal requests are marked to be swallowed", () => {
   const t = new ReplyTracker();
   t.sent(c("Q"), INTERNAL);
   send(t, "Q");
-  expect(recv(t, "C") & R_SWALLOW).toBeTruthy();
-  expect(recv(t, "Z") & R_SWALLOW).toBeTruthy();
-  expect(recv(t, "T") & R_SWALLOW).toBeFalsy();
+  expect(recv(t, "C")).toBe(SWALLOW);
+  expect(recv(t, "Z")).toBe(SWALLOW);
+  expect(recv(t, "T")).toBe(FORWARD);
+});
+
+test("a made-up reply waits in the queue for the replies owed before it, then is taken in order", () => {
+  const t = new ReplyTracker();
+  send(t, "PB");
+  const reply = { bytes: () => Uint8Array.of(0x33, 0, 0, 0, 4) };
+  expect(t.madeUp(reply)).toBe(true);
+  send(t, "ES");
+  recv(t, "1");
+  expect(t.nextMadeUp()).toBeNull();
+  recv(t, "2");
+  expect(t.nextMadeUp()).toBe(reply);
+  expect(t.nextMadeUp()).toBeNull();
+  recv(t, "CZ");
+  expect(t.quiet).toBe(true);
+});
+
+test("an error skips the made-up replies and attachments before the Sync, telling each it was skipped", () => {
+  const t = new ReplyTracker();
+  const seen: string[] = [];
+  t.sent(c("P"), 0, { answered: () => seen.push("parse answered"), skipped: () => seen.push("parse skipped") });
+  t.sent(c("B"), 0, { answered: () => seen.push("bind answered"), skipped: () => seen.push("bind skipped") });
+  t.madeUp({ bytes: () => new Uint8Array(0), skipped: () => seen.push("made-up skipped") });
+  send(t, "S");
+  recv(t, "1");
+  recv(t, "E");
+  expect(seen).toEqual(["parse answered", "bind skipped", "made-up skipped"]);
+  expect(t.nextMadeUp()).toBeNull();
+  recv(t, "Z");
+  expect(t.quiet).toBe(true);
+});
+
+test("a request meant to fail has its error replaced by the attached one", () => {
+  const t = new ReplyTracker();
+  const err = new ReplacedError(Uint8Array.of(1, 2, 3));
+  t.sent(c("B"), 0x20, err);
+  send(t, "S");
+  expect(recv(t, "E")).toBe(REPLACE);
+  expect(t.headAttachment).toBe(err);
+  expect(recv(t, "Z")).toBe(FORWARD);
+});
+
+test("after an error with no Sync in flight, requests are not queued until the Sync (PostgreSQL discards them)", () => {
+  const t = new ReplyTracker();
+  send(t, "P");
+  recv(t, "E");
+  expect(t.sent(c("B"), 0, { skipped: () => {} })).toBe(false);
+  expect(t.madeUp({ bytes: () => new Uint8Array(0) })).toBe(false);
+  expect(t.sent(c("S"))).toBe(true);
+  expect(t.owed).toBe(1);
 });

@@ -1,4 +1,5 @@
-// What a server still owes for the requests forwarded to it, read off the protocol: the basis of every release decision.
+// What a server still owes for the requests sent to it, read off the protocol: one queue holding, per request, its
+// kind and what pgbun attached to it (a made-up reply, an error to show instead, a statement to confirm or undo).
 
 import {
   B_BIND_COMPLETE,
@@ -25,9 +26,10 @@ import {
   F_PARSE,
   F_QUERY,
   F_SYNC,
+  TX_IDLE,
 } from "../protocol/tags.ts";
 
-// Kinds of owed replies, one per forwarded request that PostgreSQL answers.
+// Kinds of owed replies, one per request that PostgreSQL answers.
 export const K_QUERY = 1; // Query or FunctionCall: answered by ReadyForQuery
 export const K_PARSE = 2;
 export const K_BIND = 3;
@@ -37,26 +39,44 @@ export const K_CLOSE = 6;
 export const K_SYNC = 7;
 /** CopyDone/CopyFail: answered by nothing, but bounds which Syncs PostgreSQL ignored during COPY IN. */
 export const K_COPY_END = 8;
-/** A reply pgbun makes up itself (ParseComplete for a statement the server holds, CloseComplete): sent when it reaches the head. */
-export const K_SYNTH = 9;
-/** Set on requests pgbun made itself: their replies are swallowed, not forwarded. */
-export const INTERNAL = 0x10;
-/** The request is meant to fail: its ErrorResponse is replaced by the one pgbun prepared (a client error the server cannot produce). */
-export const REPLACE_ERROR = 0x20;
-/** The request created or closed a named statement: its answer confirms pgbun's bookkeeping, its skipping undoes it. */
-export const HAS_OP = 0x40;
+/** A reply pgbun makes up itself; its bytes are the entry's attachment, sent when it reaches the head. */
+export const K_MADE_UP = 9;
 export const KIND = 0x0f;
+/** The request was made by pgbun: its replies are swallowed, not forwarded. */
+export const INTERNAL = 0x10;
+/** The request is meant to fail: its ErrorResponse is replaced by the entry's attachment (an error the server cannot produce). */
+export const REPLACE_ERROR = 0x20;
 
-// Flags returned by received().
-export const R_SWALLOW = 1; // the message answers an internal request
-export const R_POPPED = 2; // the message completed the request at the head
-export const R_READY = 4; // the message was ReadyForQuery
-export const R_REPLACE = 8; // the head request's error is to be replaced
+/** What pgbun attached to a request: told whether PostgreSQL answered it or skipped it after an earlier error. */
+export interface Attachment {
+  answered?(): void;
+  skipped?(): void;
+}
+
+/** A reply pgbun makes up, sent in its place in the reply order; `skipped` runs instead when an error comes first. */
+export interface MadeUpReply extends Attachment {
+  bytes(txStatus: number): Uint8Array;
+}
+
+/** The error shown in place of the server's for a REPLACE_ERROR request. */
+export class ReplacedError implements Attachment {
+  constructor(readonly error: Uint8Array) {}
+  skipped(): void {} // nothing to undo: the request never had an effect
+}
+
+/** What to do with a message from the server, as received() decides it. */
+export const FORWARD = 0;
+/** It answers pgbun's own request. */
+export const SWALLOW = 1;
+/** It is the error of a request meant to fail: show the attached error instead. */
+export const REPLACE = 2;
+export type Action = typeof FORWARD | typeof SWALLOW | typeof REPLACE;
 
 export type CopyState = "none" | "in" | "out" | "both";
 
 export class ReplyTracker {
-  private ring = new Uint8Array(32);
+  private kinds = new Uint8Array(16);
+  private attached: Array<Attachment | undefined> = new Array(16);
   private head = 0;
   private count = 0;
   /** Extended-protocol messages were sent since the last Sync: PostgreSQL holds an implicit transaction open. */
@@ -65,9 +85,9 @@ export class ReplyTracker {
   skipTillSync = false;
   copy: CopyState = "none";
   /** The status byte of the last ReadyForQuery. */
-  txStatus = 0x49;
-  /** Told of every request an extended-protocol error makes PostgreSQL skip (with its flags). */
-  dropHook: ((entry: number) => void) | null = null;
+  txStatus = TX_IDLE;
+  /** The attachment of the entry that was at the head when the last message arrived. */
+  headAttachment: Attachment | undefined = undefined;
 
   get owed(): number {
     return this.count;
@@ -80,140 +100,139 @@ export class ReplyTracker {
 
   /** The entry at the head, flags included; 0 when nothing is owed. */
   get headKind(): number {
-    return this.count === 0 ? 0 : this.ring[this.head]!;
+    return this.count === 0 ? 0 : this.kinds[this.head]!;
   }
 
-  reset(): void {
-    this.head = 0;
-    this.count = 0;
-    this.inExtended = false;
-    this.skipTillSync = false;
-    this.copy = "none";
-    this.txStatus = 0x49;
+  /** The attachment of the entry at the head. */
+  get headAttached(): Attachment | undefined {
+    return this.count === 0 ? undefined : this.attached[this.head];
   }
 
-  /** Queues a reply pgbun will make up once everything before it is answered. */
-  pushSynth(): void {
-    this.push(K_SYNTH);
-  }
-
-  /** Queues a request whose error is replaced (see REPLACE_ERROR). */
-  pushReplacing(kind: number): void {
-    this.push(kind | REPLACE_ERROR);
-    this.inExtended = true;
-  }
-
-  /** Removes the made-up reply at the head once it has been sent. */
-  popSynth(): void {
-    this.shift();
-  }
-
-  private push(kind: number): void {
-    if (this.count === this.ring.length) {
-      const next = new Uint8Array(this.ring.length * 2);
-      for (let i = 0; i < this.count; i++) next[i] = this.ring[(this.head + i) % this.ring.length]!;
-      this.ring = next;
+  private push(kind: number, a?: Attachment): void {
+    const size = this.kinds.length;
+    if (this.count === size) {
+      const kinds = new Uint8Array(size * 2);
+      const attached: Array<Attachment | undefined> = new Array(size * 2);
+      for (let i = 0; i < this.count; i++) {
+        kinds[i] = this.kinds[(this.head + i) % size]!;
+        attached[i] = this.attached[(this.head + i) % size];
+      }
+      this.kinds = kinds;
+      this.attached = attached;
       this.head = 0;
     }
-    this.ring[(this.head + this.count) % this.ring.length] = kind;
+    const at = (this.head + this.count) % this.kinds.length;
+    this.kinds[at] = kind;
+    this.attached[at] = a;
     this.count++;
   }
 
-  private shift(): void {
-    this.head = (this.head + 1) % this.ring.length;
+  /** Removes the head entry; `answered` tells its attachment whether PostgreSQL answered it or skipped it. */
+  private shift(answered: boolean): void {
+    const a = this.attached[this.head];
+    this.attached[this.head] = undefined;
+    this.head = (this.head + 1) % this.kinds.length;
     this.count--;
+    if (a !== undefined) {
+      if (answered) a.answered?.();
+      else a.skipped?.();
+    }
     // Copy-end markers owe nothing: drop them as soon as they reach the head.
-    while (this.count > 0 && (this.ring[this.head]! & KIND) === K_COPY_END) {
-      this.head = (this.head + 1) % this.ring.length;
+    while (this.count > 0 && (this.kinds[this.head]! & KIND) === K_COPY_END) {
+      this.head = (this.head + 1) % this.kinds.length;
       this.count--;
     }
   }
 
   private at(i: number): number {
-    return this.ring[(this.head + i) % this.ring.length]!;
+    return this.kinds[(this.head + i) % this.kinds.length]!;
   }
 
-  /** Records a message forwarded to the server; flag may add INTERNAL (made by pgbun, replies swallowed) and HAS_OP. */
-  sent(tag: number, flag = 0): void {
-    if (this.skipTillSync && tag !== F_SYNC) return;
+  /**
+   * Records a message sent to the server. `flags` may add INTERNAL or REPLACE_ERROR; `a` is told how it ended.
+   * Returns false when PostgreSQL will discard the message (skipping to Sync after an error): `a` is not kept then.
+   */
+  sent(tag: number, flags = 0, a?: Attachment): boolean {
+    if (this.skipTillSync && tag !== F_SYNC) return false;
     switch (tag) {
       case F_QUERY:
       case F_FUNCTION_CALL:
-        this.push(K_QUERY | flag);
+        this.push(K_QUERY | flags, a);
         this.inExtended = false;
-        return;
+        return true;
       case F_PARSE:
-        this.push(K_PARSE | flag);
-        this.inExtended = true;
-        return;
+        this.push(K_PARSE | flags, a);
+        break;
       case F_BIND:
-        this.push(K_BIND | flag);
-        this.inExtended = true;
-        return;
+        this.push(K_BIND | flags, a);
+        break;
       case F_DESCRIBE:
-        this.push(K_DESCRIBE | flag);
-        this.inExtended = true;
-        return;
+        this.push(K_DESCRIBE | flags, a);
+        break;
       case F_EXECUTE:
-        this.push(K_EXECUTE | flag);
-        this.inExtended = true;
-        return;
+        this.push(K_EXECUTE | flags, a);
+        break;
       case F_CLOSE:
-        this.push(K_CLOSE | flag);
-        this.inExtended = true;
-        return;
+        this.push(K_CLOSE | flags, a);
+        break;
       case F_FLUSH:
-        this.inExtended = true;
-        return;
+        break;
       case F_SYNC:
         // PostgreSQL ignores Sync while COPY IN runs; it must not be counted as owing a ReadyForQuery.
-        if (this.copy === "in") return;
-        this.push(K_SYNC | flag);
+        if (this.copy === "in") return true;
+        this.push(K_SYNC | flags, a);
         this.inExtended = false;
         this.skipTillSync = false;
-        return;
+        return true;
       case F_COPY_DONE:
       case F_COPY_FAIL:
         if (this.count > 0) this.push(K_COPY_END);
-        return;
+        return true;
+      default:
+        return true;
     }
+    this.inExtended = true;
+    return true;
   }
 
-  /** Records a message from the server; returns R_* flags. */
-  received(tag: number, status: number): number {
-    const head = this.count === 0 ? 0 : this.ring[this.head]!;
+  /** Queues a reply pgbun makes up; false when an earlier error means PostgreSQL is skipping to Sync (no reply is due). */
+  madeUp(reply: MadeUpReply): boolean {
+    if (this.skipTillSync) return false;
+    this.push(K_MADE_UP, reply);
+    return true;
+  }
+
+  /** The made-up reply at the head, removed; null when the head is something the server owes. */
+  nextMadeUp(): MadeUpReply | null {
+    if (this.count === 0 || (this.kinds[this.head]! & KIND) !== K_MADE_UP) return null;
+    const r = this.attached[this.head] as MadeUpReply;
+    this.shift(true);
+    return r;
+  }
+
+  /** Records a message from the server and says what to do with it. */
+  received(tag: number, status: number): Action {
+    const head = this.count === 0 ? 0 : this.kinds[this.head]!;
+    this.headAttachment = this.count === 0 ? undefined : this.attached[this.head];
     const kind = head & KIND;
-    let flags = head & INTERNAL ? R_SWALLOW : 0;
-    if (head & REPLACE_ERROR) flags |= R_REPLACE;
+    let action: Action = head & INTERNAL ? SWALLOW : FORWARD;
     switch (tag) {
       case B_PARSE_COMPLETE:
       case B_BIND_COMPLETE:
       case B_CLOSE_COMPLETE:
-        if (this.count > 0) {
-          this.shift();
-          flags |= R_POPPED;
-        }
+        if (kind !== 0) this.shift(true);
         break;
       case B_ROW_DESCRIPTION:
       case B_NO_DATA:
-        if (kind === K_DESCRIBE) {
-          this.shift();
-          flags |= R_POPPED;
-        }
+        if (kind === K_DESCRIBE) this.shift(true);
         break;
       case B_COMMAND_COMPLETE:
         this.copy = "none";
-        if (kind === K_EXECUTE) {
-          this.shift();
-          flags |= R_POPPED;
-        }
+        if (kind === K_EXECUTE) this.shift(true);
         break;
       case B_EMPTY_QUERY_RESPONSE:
       case B_PORTAL_SUSPENDED:
-        if (kind === K_EXECUTE) {
-          this.shift();
-          flags |= R_POPPED;
-        }
+        if (kind === K_EXECUTE) this.shift(true);
         break;
       case B_COPY_IN_RESPONSE:
         this.copy = "in";
@@ -227,29 +246,30 @@ export class ReplyTracker {
         break;
       case B_ERROR_RESPONSE:
         this.copy = "none";
+        if (head & REPLACE_ERROR) action = REPLACE;
         // Inside a Query, or a failed commit at Sync, ReadyForQuery still follows; an extended-protocol
         // error makes PostgreSQL skip every message (even a Query) up to the next Sync.
         if (kind !== 0 && kind !== K_QUERY && kind !== K_SYNC) {
-          while (this.count > 0 && (this.ring[this.head]! & KIND) !== K_SYNC) {
-            this.dropHook?.(this.ring[this.head]!);
-            this.shift();
-          }
+          this.shift(false);
+          while (this.count > 0 && (this.kinds[this.head]! & KIND) !== K_SYNC) this.shift(false);
           if (this.count === 0) this.skipTillSync = true;
-          flags |= R_POPPED;
         }
         break;
       case B_READY_FOR_QUERY:
         this.txStatus = status;
-        flags |= R_READY;
         while (this.count > 0) {
-          const k = this.ring[this.head]! & KIND;
-          this.shift();
+          const k = this.kinds[this.head]! & KIND;
+          this.shift(true);
           if (k === K_QUERY || k === K_SYNC) break;
         }
-        flags |= R_POPPED;
         break;
     }
-    return flags;
+    return action;
+  }
+
+  /** Forgets everything owed (the server is gone): attachments are told their requests were skipped. */
+  abandon(): void {
+    while (this.count > 0) this.shift(false);
   }
 
   /** At CopyInResponse: the Syncs sent after the COPY began and before its CopyDone/CopyFail are ignored by PostgreSQL. */
@@ -258,12 +278,16 @@ export class ReplyTracker {
     let end = 1;
     while (end < this.count && (this.at(end) & KIND) !== K_COPY_END) end++;
     let kept = 1;
+    const size = this.kinds.length;
     for (let i = 1; i < this.count; i++) {
       const k = this.at(i);
+      const a = this.attached[(this.head + i) % size];
       if (i < end && (k & KIND) === K_SYNC) continue;
-      this.ring[(this.head + kept) % this.ring.length] = k;
+      this.kinds[(this.head + kept) % size] = k;
+      this.attached[(this.head + kept) % size] = a;
       kept++;
     }
+    for (let i = kept; i < this.count; i++) this.attached[(this.head + i) % size] = undefined;
     this.count = kept;
   }
 }

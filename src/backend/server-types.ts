@@ -3,8 +3,11 @@
 import type { PoolMode } from "../config/schema.ts";
 import type { Outbox } from "../net/outbox.ts";
 import type { PoolStats } from "../pool/stats.ts";
+import type { CloseReason } from "./close-reason.ts";
 import type { ServerConn } from "./server.ts";
 
+/** connecting: logging in; idle: in the pool; active: linked to a client; cleanup: no client, finishing a rollback,
+ *  reset or cancel before it may serve again; closed: gone. */
 export type ServerState = "connecting" | "idle" | "active" | "cleanup" | "closed";
 
 /** The pool a server belongs to, as the server sees it. */
@@ -14,13 +17,20 @@ export interface ServerOwner {
   readonly maxPacketSize: number;
   /** Size of each server's prepared-statement cache (max_prepared_statements). */
   readonly maxPrepared: number;
-  serverReady(s: ServerConn): void;
+  /** The reset query to run when a client leaves ("" for none). */
+  readonly resetQuery: string;
+  /** The only way a server's state changes: moves it between the pool's per-state collections. */
+  changeState(s: ServerConn, next: ServerState): void;
+  /** Facts about the pool that decide whether a free server is kept. */
+  draining: boolean;
+  overSize(): boolean;
+  expired(s: ServerConn): boolean;
+  /** The server logged in (state already idle): its parameters may welcome clients. */
+  serverLoggedIn(s: ServerConn): void;
+  /** A free server: link it to a waiting client or keep it idle. */
+  serverFree(s: ServerConn): void;
   serverLoginFailed(s: ServerConn, reason: string): void;
-  serverClosed(s: ServerConn, reason: string): void;
-  /** The server finished a client's transaction (or its cleanup) and may serve someone else. */
-  serverReleasable(s: ServerConn): void;
-  /** Statement mode: the client left a transaction block open. */
-  transactionRefused(s: ServerConn, client: LinkedClient): void;
+  serverClosed(s: ServerConn, reason: CloseReason): void;
 }
 
 /** The client linked to a server, as the server sees it. */
@@ -32,18 +42,16 @@ export interface LinkedClient {
   paramsKey(): string;
   /** Changes one wanted parameter (undefined removes it). */
   setWanted(name: string, value: string | undefined): void;
-  /** The server connection died under the client. */
-  serverLost(message: string): void;
-  /** The pool took the server back; the client is unlinked. */
+  /** The server died under the client; `told` is true when PostgreSQL's own FATAL already reached it. */
+  serverLost(message: string, told: boolean): void;
+  /** The server is no longer the client's (released, refused or closed between requests). */
   unlinked(): void;
   /** Backpressure from the server side: stop or resume reading the client's socket. */
   pauseReading(on: boolean): void;
-}
-
-/** A request pgbun made itself: every reply to it is handed here instead of to a client. */
-export interface InternalRequest {
-  onReply(tag: number, buf: Uint8Array, start: number, end: number): void;
-  done(server: ServerConn): void;
+  /** Statement mode refused a transaction block: an error and an idle ReadyForQuery instead of the server's. */
+  errorAndReady(code: string, message: string): void;
+  /** A hold on the server ended (its shape check is done): send what waited. */
+  resumeHeld(): void;
 }
 
 export interface ServerTarget {
@@ -53,4 +61,3 @@ export interface ServerTarget {
   user: string;
   password: string | undefined;
 }
-

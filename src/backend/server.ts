@@ -1,44 +1,39 @@
-// One connection to PostgreSQL: login, then framing its replies, tracking what it owes, and forwarding to the linked client.
+// One connection to PostgreSQL: login, then framing its replies, tracking what it owes, forwarding to the linked
+// client, and the check-in decision after each reply that may free it. The server owns its read pause.
 
 import type { Socket, SocketHandler } from "bun";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
-import { ForwardRange } from "../net/forward-range.ts";
 import { beginBatch, endBatch, Outbox } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
-import { cancelRequest, parseErrorFields, parseParameterStatus, query, startupMessage, TERMINATE } from "../protocol/messages.ts";
+import { parseErrorFields, parseParameterStatus, query, startupMessage, TERMINATE } from "../protocol/messages.ts";
+import { shapePart } from "../protocol/statements.ts";
 import {
   B_AUTHENTICATION,
   B_BACKEND_KEY_DATA,
+  B_COMMAND_COMPLETE,
   B_ERROR_RESPONSE,
+  B_NO_DATA,
+  B_PARAMETER_DESCRIPTION,
   B_PARAMETER_STATUS,
   B_READY_FOR_QUERY,
-  B_CLOSE_COMPLETE,
-  B_COMMAND_COMPLETE,
-  B_PARSE_COMPLETE,
+  B_ROW_DESCRIPTION,
   F_QUERY,
+  TX_IDLE,
 } from "../protocol/tags.ts";
 import { readInt32 } from "../protocol/writer.ts";
+import { type CheckIn, checkIn, type CheckInFacts } from "./check-in.ts";
+import { type CloseReason, closeReason, describeClose } from "./close-reason.ts";
+import { type InternalQuery, NO_REPLY, ParamSync, ResetDone } from "./internal-requests.ts";
 import { changeSql, paramChanges } from "./params.ts";
-import { NO_REPLY, ParamSync, RESET } from "./internal-requests.ts";
-import type { InternalRequest, LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
-import { StatementCache } from "./statement-cache.ts";
-
-export type { InternalRequest, LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
-import {
-  HAS_OP,
-  INTERNAL,
-  K_QUERY,
-  KIND,
-  R_POPPED,
-  R_READY,
-  R_REPLACE,
-  R_SWALLOW,
-  REPLACE_ERROR,
-  ReplyTracker,
-} from "./reply-tracker.ts";
+import { FORWARD, INTERNAL, K_QUERY, KIND, REPLACE, ReplacedError, ReplyTracker, SWALLOW } from "./reply-tracker.ts";
 import { ServerAuth, ServerAuthError } from "./server-auth.ts";
+import type { LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
+import { sendCancel } from "./cancel.ts";
+import { ShapeCapture, StatementCache } from "./statement-cache.ts";
+
+export type { LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
 
 let nextServerId = 1;
 const utf8 = new TextDecoder();
@@ -71,8 +66,24 @@ const handlers: SocketHandler<ServerConn> = {
   },
 };
 
+/** One scratch object for check-in facts: the decision runs after every transaction. */
+const facts: CheckInFacts = {
+  mode: "transaction",
+  client: "none",
+  quiet: true,
+  txStatus: TX_IDLE,
+  resetDue: false,
+  cancelsInFlight: 0,
+  dead: false,
+  retire: false,
+  draining: false,
+  overSize: false,
+  expired: false,
+};
+
 export class ServerConn implements FrameSink {
   readonly id = nextServerId++;
+  /** Changed only by the owner's changeState(), which also moves the server between its collections. */
   state: ServerState = "connecting";
   socket: Socket<ServerConn> | null = null;
   outbox: Outbox | null = null;
@@ -89,20 +100,26 @@ export class ServerConn implements FrameSink {
   /** paramsKey() of the settings this server is known to match; null when unknown. */
   syncedKey: string | null = null;
   readonly createdAt = Date.now();
-  /** Coarse time of the last state change; timeouts measure from it. */
-  since = clock.now;
-  /** Linked to a client at least once: later links count as reuse. */
-  everLinked = false;
+  /** Coarse time of the last state change or request; timeouts measure from it. */
+  stateSince = clock.now;
+  /** How many clients it has served; more than one means reuse. */
+  links = 0;
   cancelsInFlight = 0;
   /** Close instead of returning to the pool (server_lifetime passed, RECONNECT, a reload). */
   retire = false;
-  closeReason = "";
+  closeReason: CloseReason | null = null;
+  /** The server sent FATAL: it is going away and must never be handed out. */
+  private dead = false;
+  /** A FATAL from the server was forwarded to the linked client, so the client already knows why. */
+  private fatalForwarded = false;
+  /** Reading paused because the linked client's outbox is full. */
+  private readPaused = false;
+  /** The client's requests wait (in the client) until a statement's shape on this server is known. */
+  held = false;
+  private holdEnded = false;
   private auth: ServerAuth | null;
-  private internal: InternalRequest[] = [];
-  /** Replies gathered for the client, sent as one slice. */
-  private readonly fwd = new ForwardRange();
   private lastError = "";
-  /** Named statements prepared here, and the replies pgbun makes up for them. */
+  /** Named statements prepared here, and how a client's statements are carried out here. */
   readonly statements: StatementCache;
   /** When the client's current request began (performance.now()), for query_time. */
   requestStartedAt = 0;
@@ -114,7 +131,6 @@ export class ServerConn implements FrameSink {
     this.framer = new Framer(owner.maxPacketSize);
     this.auth = new ServerAuth(target.user, target.password);
     this.statements = new StatementCache(this);
-    this.tracker.dropHook = (entry) => this.statements.skipped(entry);
   }
 
   connect(): void {
@@ -129,31 +145,25 @@ export class ServerConn implements FrameSink {
       return;
     }
     this.socket = socket;
-    this.outbox = new Outbox(socket as Socket<unknown>, (on) => this.onPressure(on));
+    this.outbox = new Outbox(socket as Socket<unknown>, (on) => this.client?.pauseReading(on));
     this.outbox.send(startupMessage({ user: this.target.user, database: this.target.database }));
-  }
-
-  /** Our queue towards the server is full: stop reading from the client that fills it. */
-  private onPressure(on: boolean): void {
-    this.client?.pauseReading(on);
   }
 
   onConnectError(message: string): void {
     if (this.state === "closed") return;
-    this.state = "closed";
+    this.owner.changeState(this, "closed");
     this.owner.serverLoginFailed(this, `cannot connect to ${this.target.host}:${this.target.port}: ${message}`);
   }
 
   onData(chunk: Uint8Array): void {
+    if (this.state === "closed") return;
     try {
       this.framer.feed(chunk, this);
     } catch (err) {
-      this.flushForward();
-      this.close(err instanceof ProtocolError ? `protocol error from server: ${err.message}` : `internal error: ${(err as Error).message}`);
-      if (!(err instanceof ProtocolError) && !(err instanceof ServerAuthError)) log.error("server", "unexpected error", { server: this.id, stack: (err as Error).stack });
-      return;
+      const known = err instanceof ProtocolError || err instanceof ServerAuthError;
+      if (!known) log.error("server", "unexpected error", { server: this.id, stack: (err as Error).stack });
+      this.close(closeReason(known ? "protocol_error" : "internal_error", (err as Error).message));
     }
-    this.flushForward();
   }
 
   frame(tag: number, buf: Uint8Array, start: number, end: number): void {
@@ -162,7 +172,6 @@ export class ServerConn implements FrameSink {
       return;
     }
     const head = this.tracker.headKind;
-    let replacement: Uint8Array | undefined;
     switch (tag) {
       case B_PARAMETER_STATUS: {
         const [name, value] = parseParameterStatus(buf, start, end);
@@ -175,14 +184,18 @@ export class ServerConn implements FrameSink {
       case B_ERROR_RESPONSE: {
         const f = parseErrorFields(buf, start, end);
         this.lastError = f.get("M") ?? "";
-        if (head & REPLACE_ERROR) replacement = this.statements.replacement();
-        this.statements.onError(f.get("C") ?? "", this.lastError);
+        const severity = f.get("V") ?? f.get("S");
+        if (severity === "FATAL" || severity === "PANIC") this.dead = true;
+        this.statements.onError(f.get("C") ?? "", this.lastError, this.tracker.headAttached);
         break;
       }
-      case B_PARSE_COMPLETE:
-      case B_CLOSE_COMPLETE:
-        if (head & HAS_OP) this.statements.confirmed();
+      case B_PARAMETER_DESCRIPTION:
+      case B_ROW_DESCRIPTION:
+      case B_NO_DATA: {
+        const a = this.tracker.headAttached;
+        if (a instanceof ShapeCapture) a.shape += shapePart(tag, buf, start, end);
         break;
+      }
       case B_COMMAND_COMPLETE:
         // DISCARD ALL and DEALLOCATE ALL drop every statement on this server, whoever sent them.
         if (buf[start + 5] === 0x44 && (end - start === 17 || end - start === 20)) {
@@ -197,90 +210,141 @@ export class ServerConn implements FrameSink {
         }
         break;
     }
-    const status = tag === B_READY_FOR_QUERY ? buf[start + 5]! : 0;
-    const flags = this.tracker.received(tag, status);
-    if (flags & R_REPLACE && replacement !== undefined) {
-      this.flushForward();
-      this.client?.outbox.send(replacement);
-      return;
-    }
-    if (flags & R_SWALLOW && (head & KIND) !== K_QUERY) {
-      // pgbun's own Parse or Close: its completion is swallowed, an error is the client's business.
-      if (tag !== B_ERROR_RESPONSE) {
-        if (flags & R_POPPED) this.statements.emitSynth();
-        return;
-      }
-    } else if (flags & R_SWALLOW) {
-      this.flushForward();
-      const req = this.internal[0];
-      req?.onReply(tag, buf, start, end);
-      // Internal requests are whole Query messages: each ends at its ReadyForQuery.
-      if (flags & R_READY && req !== undefined) {
-        this.internal.shift();
-        req.done(this);
-      }
-      if (flags & R_POPPED) this.statements.emitSynth();
-      if (flags & R_READY) this.afterReady();
-      return;
-    }
+    const ready = tag === B_READY_FOR_QUERY;
+    let action = this.tracker.received(tag, ready ? buf[start + 5]! : 0);
+    // pgbun's own Parse or Describe failing is the client's business: PostgreSQL would have failed its request there.
+    // A FATAL is the client's too: it is why the connection ends.
+    if (action === SWALLOW && tag === B_ERROR_RESPONSE && ((head & KIND) !== K_QUERY || this.dead)) action = FORWARD;
     const client = this.client;
-    if (client === null) {
+    if (action === SWALLOW) {
+      if ((head & KIND) === K_QUERY) (this.tracker.headAttachment as InternalQuery | undefined)?.onReply(tag, buf, start, end);
+    } else if (client === null) {
       if (tag === B_ERROR_RESPONSE) log.warn("server", "error from unlinked server", { server: this.id, error: this.lastError });
-      if (flags & R_READY) this.afterReady();
+    } else if (action === REPLACE) {
+      client.outbox.send((this.tracker.headAttachment as ReplacedError).error);
+    } else if (ready) {
+      this.readyForClient(buf, start, end);
       return;
+    } else {
+      if (tag === B_ERROR_RESPONSE && this.dead) this.fatalForwarded = true;
+      this.owner.stats.bytes_sent += end - start;
+      client.outbox.forward(buf, start, end);
     }
-    if (flags & R_READY) {
-      this.since = clock.now;
-      this.owner.stats.query_count++;
-      if (this.tracker.owed === 0 && this.requestStartedAt > 0) {
-        this.owner.stats.query_time_us += Math.round((performance.now() - this.requestStartedAt) * 1000);
-        this.requestStartedAt = 0;
-      }
-      if (status === 0x49) this.owner.stats.xact_count++;
-      if (this.owner.mode === "statement" && status !== 0x49 && this.tracker.quiet) {
-        // Hold back this ReadyForQuery: the client gets an error and an idle status instead.
-        this.flushForward();
-        this.owner.transactionRefused(this, client);
-        return;
-      }
+    this.sendMadeUp();
+    if (this.holdEnded) this.endHold();
+    if (ready || this.dead) this.decide();
+  }
+
+  /** A ReadyForQuery for the linked client's request: the moment a transaction may end and the server go back. */
+  private readyForClient(buf: Uint8Array, start: number, end: number): void {
+    const client = this.client!;
+    const status = buf[start + 5]!;
+    this.stateSince = clock.now;
+    this.owner.stats.query_count++;
+    if (this.tracker.owed === 0 && this.requestStartedAt > 0) {
+      this.owner.stats.query_time_us += Math.round((performance.now() - this.requestStartedAt) * 1000);
+      this.requestStartedAt = 0;
     }
-    const before = this.fwd.add(buf, start, end);
-    if (before !== null) this.deliver(before);
-    if (flags & R_POPPED) this.statements.emitSynth();
-    if (flags & R_READY) this.afterReady();
+    if (status === TX_IDLE) this.owner.stats.xact_count++;
+    const d = this.checkIn();
+    if (d.action !== "refuse") {
+      this.owner.stats.bytes_sent += end - start;
+      client.outbox.forward(buf, start, end);
+    }
+    this.sendMadeUp();
+    this.act(d);
+  }
+
+  /** Sends the made-up replies that have reached the head of the reply order. */
+  private sendMadeUp(): void {
+    for (let r = this.tracker.nextMadeUp(); r !== null; r = this.tracker.nextMadeUp()) {
+      this.client?.outbox.send(r.bytes(this.tracker.txStatus));
+    }
+  }
+
+  /** Sends the linked client bytes pgbun made, in order after everything forwarded so far. */
+  toClient(bytes: Uint8Array): void {
+    this.client?.outbox.send(bytes);
   }
 
   /** The linked client sent a request while nothing was owed. */
   requestStarted(): void {
-    this.since = clock.now;
+    this.stateSince = clock.now;
     this.requestStartedAt = performance.now();
   }
 
-  /** After a ReadyForQuery: hand the server back if nothing ties it to its client any more. */
-  private afterReady(): void {
-    if (this.internal.length > 0 || !this.tracker.quiet) return;
-    if (this.state === "cleanup") {
-      this.flushForward();
-      this.owner.serverReleasable(this);
-      return;
+  /** The check-in decision for this server as it is now; production and the table test share checkIn(). */
+  checkIn(client: CheckInFacts["client"] = this.client !== null ? "linked" : "none", resetDue = false): CheckIn {
+    const t = this.tracker;
+    facts.mode = this.owner.mode;
+    facts.client = client;
+    facts.quiet = t.quiet;
+    facts.txStatus = t.txStatus;
+    facts.resetDue = resetDue;
+    facts.cancelsInFlight = this.cancelsInFlight;
+    facts.dead = this.dead;
+    facts.retire = this.retire;
+    facts.draining = this.owner.draining;
+    facts.overSize = this.owner.overSize();
+    facts.expired = this.owner.expired(this);
+    return checkIn(facts);
+  }
+
+  /** Decides and acts, for a server that is not between a client's request and its ReadyForQuery. */
+  decide(): void {
+    if (this.state === "active" || this.state === "cleanup") {
+      this.act(this.checkIn());
+    } else if (this.state === "idle") {
+      // An idle server is already free: only a reason to close it can change that (a FATAL while idle).
+      const d = this.checkIn();
+      if (d.action === "close") this.act(d);
     }
-    if (this.state !== "active" || this.owner.mode === "session") return;
-    if (this.tracker.txStatus !== 0x49) return;
-    this.flushForward();
-    this.owner.serverReleasable(this);
   }
 
-  /** Sends the replies gathered so far to the client. */
-  flushForward(): void {
-    const bytes = this.fwd.take();
-    if (bytes !== null) this.deliver(bytes);
+  private act(d: CheckIn): void {
+    switch (d.action) {
+      case "keep":
+        return;
+      case "release":
+        this.unlink();
+        this.owner.changeState(this, "idle");
+        this.owner.serverFree(this);
+        return;
+      case "refuse": {
+        const c = this.client!;
+        this.unlink();
+        c.errorAndReady("25P01", "transaction blocks not allowed in statement pooling mode");
+        this.clean(true, false);
+        return;
+      }
+      case "clean":
+        this.clean(d.rollback, d.reset);
+        return;
+      case "wait":
+        this.unlink();
+        this.owner.changeState(this, "cleanup");
+        return;
+      case "close":
+        this.close(d.reason);
+        return;
+    }
   }
 
-  private deliver(bytes: Uint8Array): void {
-    const client = this.client;
-    if (client === null) return;
-    this.owner.stats.bytes_sent += bytes.length;
-    client.outbox.send(bytes);
+  /** Runs the rollback and/or reset query with no client linked; the ReadyForQuery that ends them checks in again. */
+  private clean(rollback: boolean, reset: boolean): void {
+    this.unlink();
+    this.owner.changeState(this, "cleanup");
+    if (rollback) this.sendInternal(query("ROLLBACK"), NO_REPLY);
+    if (reset && this.owner.resetQuery) this.sendInternal(query(this.owner.resetQuery), new ResetDone(this));
+    if (this.tracker.quiet) this.decide();
+  }
+
+  /** The linked client left. Its server is checked in as PgBouncer would: closed mid-request, else cleaned and freed. */
+  clientLeft(resetDue: boolean): void {
+    this.client = null;
+    this.setReadPause(false);
+    this.endHoldQuietly();
+    if (this.state === "active") this.act(this.checkIn("left", resetDue && this.owner.resetQuery !== ""));
   }
 
   private loginFrame(tag: number, buf: Uint8Array, start: number, end: number): void {
@@ -310,12 +374,15 @@ export class ServerConn implements FrameSink {
         this.failLogin(`${f.get("M") ?? "login failed"} (SQLSTATE ${f.get("C") ?? "?"})`);
         return;
       }
-      case B_READY_FOR_QUERY:
+      case B_READY_FOR_QUERY: {
         this.auth = null;
-        this.state = "idle";
-        this.since = clock.now;
-        this.owner.serverReady(this);
+        this.owner.changeState(this, "idle");
+        this.owner.serverLoggedIn(this);
+        const d = this.checkIn();
+        if (d.action === "close") this.act(d);
+        else this.owner.serverFree(this);
         return;
+      }
       default:
         return; // NoticeResponse, NegotiateProtocolVersion: nothing to decide
     }
@@ -323,8 +390,8 @@ export class ServerConn implements FrameSink {
 
   private failLogin(reason: string): void {
     if (this.state === "closed") return;
-    this.state = "closed";
-    this.closeReason = reason;
+    this.closeReason = closeReason("login_failed", reason);
+    this.owner.changeState(this, "closed");
     this.socket?.end();
     this.owner.serverLoginFailed(this, reason);
   }
@@ -332,124 +399,117 @@ export class ServerConn implements FrameSink {
   /** Links a client: first brings the server's parameters in line with the client's. */
   link(client: LinkedClient): void {
     this.client = client;
-    this.state = "active";
-    this.since = clock.now;
+    this.links++;
+    this.owner.changeState(this, "active");
+    this.setReadPause(client.outbox.pressured);
     // Most clients of a pool want the same settings: skip the comparison when this server already matches them.
     const key = client.paramsKey();
     if (key === this.syncedKey) return;
     const changes = paramChanges(client.wanted, this.reported, this.setByUs);
-    for (const c of changes) this.sendInternal(query(changeSql(c)), new ParamSync(c, client));
+    for (const c of changes) this.sendInternal(query(changeSql(c)), new ParamSync(this, c, client));
     this.syncedKey = changes.length === 0 ? key : null;
   }
 
   /** Sends a Query pgbun makes itself; its replies are swallowed and handed to `req`. */
-  sendInternal(msg: Uint8Array, req: InternalRequest): void {
-    this.internal.push(req);
-    this.tracker.sent(F_QUERY, INTERNAL);
+  private sendInternal(msg: Uint8Array, req: InternalQuery): void {
+    this.tracker.sent(F_QUERY, INTERNAL, req);
     this.outbox!.send(msg);
   }
 
-  /** Takes the server away from its client. */
-  unlink(): void {
-    this.flushForward();
+  /** Takes the server away from its client (which stays connected). */
+  private unlink(): void {
     const c = this.client;
+    if (c === null) return;
     this.client = null;
-    if (c !== null) c.unlinked();
+    this.setReadPause(false);
+    c.unlinked();
   }
 
-  /**
-   * The linked client left. A server in the middle of anything is closed; one idle in a transaction is rolled back;
-   * in session mode (or with server_reset_query_always) the reset query runs before anyone else gets it.
-   */
-  clientLeft(resetQuery: string): void {
-    this.flushForward();
-    this.client = null;
-    if (this.state !== "active") return;
-    if (!this.tracker.quiet || this.internal.length > 0) {
-      this.close("client disconnected with a request in flight");
-      return;
-    }
-    this.state = "cleanup";
-    this.since = clock.now;
-    if (this.tracker.txStatus !== 0x49) this.sendInternal(query("ROLLBACK"), NO_REPLY);
-    if (resetQuery) this.sendInternal(query(resetQuery), RESET);
-    if (this.internal.length === 0) this.owner.serverReleasable(this);
+  /** Backpressure follows the client: a server reads only while its linked client's outbox has room. */
+  clientPressure(pressured: boolean): void {
+    this.setReadPause(pressured && this.client !== null);
   }
 
-  /** Statement mode refused a transaction block: roll it back, then return the server. */
-  rollbackAndRelease(): void {
-    this.client = null;
-    this.state = "cleanup";
-    this.sendInternal(query("ROLLBACK"), NO_REPLY);
+  private setReadPause(on: boolean): void {
+    if (on === this.readPaused || this.socket === null) return;
+    this.readPaused = on;
+    if (on) this.socket.pause();
+    else this.socket.resume();
   }
 
-  /** Sends a CancelRequest for whatever this server runs, on a new connection. */
+  /** The client's requests wait until the shape check sent ahead of them is answered. */
+  hold(): void {
+    this.held = true;
+    this.holdEnded = false;
+  }
+
+  /** Called (from the reply tracker) when the shape check is answered or skipped; acted on once the message is handled. */
+  unhold(): void {
+    if (this.held) this.holdEnded = true;
+  }
+
+  private endHold(): void {
+    this.held = false;
+    this.holdEnded = false;
+    this.client?.resumeHeld();
+  }
+
+  private endHoldQuietly(): void {
+    this.held = false;
+    this.holdEnded = false;
+  }
+
+  /** Sends a CancelRequest for whatever this server runs; the server is not handed on until it has landed. */
   cancel(): void {
     this.cancelsInFlight++;
-    const done = () => {
+    sendCancel(this.target.host, this.target.port, this.pid, this.secret, () => {
       this.cancelsInFlight--;
-      // A server held back after its client's transaction until the cancel landed can now serve others.
-      if (this.cancelsInFlight === 0 && this.state === "cleanup" && this.internal.length === 0 && this.tracker.quiet) {
-        this.owner.serverReleasable(this);
-      }
-    };
-    let finished = false;
-    const finish = () => {
-      if (!finished) {
-        finished = true;
-        done();
-      }
-    };
-    Bun.connect({
-      hostname: this.target.host,
-      port: this.target.port,
-      socket: {
-        open: (s) => {
-          s.write(cancelRequest(this.pid, this.secret));
-          s.flush();
-        },
-        data: () => {},
-        close: finish,
-        connectError: finish,
-        error: finish,
-      },
-    }).catch(finish);
+      if (this.cancelsInFlight === 0 && this.state === "cleanup") this.decide();
+    });
   }
 
-  close(reason: string): void {
+  close(reason: CloseReason): void {
     if (this.state === "closed") return;
     this.closeReason = reason;
-    this.flushForward();
-    const wasLinked = this.client;
+    const client = this.client;
     const wasConnecting = this.state === "connecting";
-    this.state = "closed";
+    // A client between requests just loses this server; one in a request, a transaction or a session loses its connection.
+    const midRequest = !this.tracker.quiet || this.tracker.txStatus !== TX_IDLE || this.owner.mode === "session";
     this.client = null;
+    this.endHoldQuietly();
+    this.owner.changeState(this, "closed");
+    this.tracker.abandon();
     if (this.outbox && this.socket) {
-      this.outbox.send(TERMINATE);
+      if (!this.dead) this.outbox.send(TERMINATE);
       this.outbox.end();
+      this.socket.resume();
     } else {
       this.socket?.end();
     }
-    if (wasConnecting) this.owner.serverLoginFailed(this, reason);
+    if (wasConnecting) this.owner.serverLoginFailed(this, describeClose(reason));
     else this.owner.serverClosed(this, reason);
-    if (wasLinked) wasLinked.serverLost(reason);
+    if (client !== null) {
+      if (midRequest || this.dead) client.serverLost(describeClose(reason), this.fatalForwarded);
+      else client.unlinked();
+    }
   }
 
-  onClose(reason: string): void {
+  onClose(why: string): void {
     this.outbox?.dispose();
     if (this.state === "closed") return;
     if (this.state === "connecting") {
-      this.state = "closed";
-      this.owner.serverLoginFailed(this, this.lastError || reason);
+      this.owner.changeState(this, "closed");
+      this.owner.serverLoginFailed(this, this.lastError || why);
       return;
     }
-    const why = this.lastError ? `${reason}: ${this.lastError}` : reason;
-    this.closeReason = why;
-    const wasLinked = this.client;
-    this.state = "closed";
+    const reason = closeReason("server_closed", this.lastError ? `${why}: ${this.lastError}` : why);
+    this.closeReason = reason;
+    const client = this.client;
     this.client = null;
-    this.owner.serverClosed(this, why);
-    if (wasLinked) wasLinked.serverLost(why);
+    this.endHoldQuietly();
+    this.owner.changeState(this, "closed");
+    this.tracker.abandon();
+    this.owner.serverClosed(this, reason);
+    if (client !== null) client.serverLost(describeClose(reason), this.fatalForwarded);
   }
 }
-

@@ -1,22 +1,46 @@
-// A server's prepared statements (by content name, LRU-bounded) and the replies pgbun makes up for its clients' statements.
+// A server's prepared statements (by content name, LRU-bounded, with the shape each was described with), and how a
+// client's named statements are carried out on it so that the client sees what PostgreSQL would have shown it.
 
-import { closeStatement, DOOMED_BIND, type PreparedInfo } from "../protocol/statements.ts";
-import { B_PARSE_COMPLETE, F_BIND, F_CLOSE, F_PARSE } from "../protocol/tags.ts";
-import { HAS_OP, INTERNAL, K_BIND, K_SYNTH, KIND, REPLACE_ERROR } from "./reply-tracker.ts";
+import { B_CLOSE_COMPLETE, F_BIND, F_CLOSE, F_DESCRIBE, F_FLUSH, F_PARSE } from "../protocol/tags.ts";
+import { closeStatement, describeStatementAndFlush, DOOMED_BIND, type PreparedInfo } from "../protocol/statements.ts";
+import { errorResponse } from "../protocol/messages.ts";
+import { type Attachment, INTERNAL, type MadeUpReply, REPLACE_ERROR, ReplacedError } from "./reply-tracker.ts";
 import type { ServerConn } from "./server.ts";
+
+/** A statement prepared on this server; also the attachment of requests using it, so an error names it. */
+export class ServerStatement implements Attachment {
+  /** The shape of its Describe answer on this server; null while unknown. */
+  shape: string | null = null;
+  constructor(readonly name: string) {}
+  answered(): void {} // a request using it succeeded: nothing to record
+}
+
+/** Gathers a statement's Describe answer (ParameterDescription, then RowDescription or NoData). */
+export class ShapeCapture implements Attachment {
+  shape = "";
+  constructor(
+    private readonly stmt: ServerStatement,
+    private readonly client: PreparedInfo | null,
+    private readonly onEnd: (() => void) | null,
+  ) {}
+  answered(): void {
+    this.stmt.shape = this.shape;
+    if (this.client !== null) this.client.shape = this.shape;
+    this.onEnd?.();
+  }
+  skipped(): void {
+    this.onEnd?.();
+  }
+}
+
+/** What PostgreSQL answers when a prepared statement's result shape changed after it was described. */
+export const STALE_PLAN_ERROR = errorResponse({ severity: "ERROR", code: "0A000", message: "cached plan must not change result type" });
 
 export class StatementCache {
   /** Statements prepared here by content name, least recently used first. */
-  readonly prepared = new Map<string, true>();
-  /** Statements whose cached plan went stale after DDL: closed and prepared again on next use. */
+  readonly prepared = new Map<string, ServerStatement>();
+  /** Statements PostgreSQL reported stale (0A000): closed before they are prepared again. */
   private readonly stale = new Set<string>();
-  /** Replies pgbun made up, sent in order once what precedes them is answered. */
-  private readonly synth: Array<[Uint8Array | (() => Uint8Array), (() => void) | undefined]> = [];
-  /** Errors to show the client in place of the server's, for requests meant to fail. */
-  private readonly replacements: Uint8Array[] = [];
-  /** Parse/Close of named statements in flight: [isParse, name, undo for the client]. */
-  private readonly statementOps: Array<[boolean, string, (() => void) | undefined]> = [];
-  private lastBound = "";
 
   constructor(private readonly server: ServerConn) {}
 
@@ -24,36 +48,11 @@ export class StatementCache {
     return this.prepared.size;
   }
 
-  /** PostgreSQL skipped a request after an error: undo what pgbun assumed it would do. */
-  skipped(entry: number): void {
-    if (entry & REPLACE_ERROR) this.replacements.shift();
-    const kind = entry & KIND;
-    if (kind === K_SYNTH) this.synth.shift()?.[1]?.();
-    if (entry & HAS_OP) {
-      const op = this.statementOps.shift();
-      if (op === undefined) return;
-      if (op[0]) this.prepared.delete(op[1]);
-      else this.prepared.set(op[1], true);
-      op[2]?.();
-    }
-  }
-
-  /** The error to show instead of the server's for the failing request at the head. */
-  replacement(): Uint8Array | undefined {
-    return this.replacements[0];
-  }
-
-  /** A ParseComplete or CloseComplete answered a named-statement request. */
-  confirmed(): void {
-    this.statementOps.shift();
-  }
-
-  /** After DDL a shared statement's plan is stale: PostgreSQL says so once; it is prepared afresh next time. */
-  onError(code: string, message: string): void {
-    if (code === "0A000" && this.lastBound && message.startsWith("cached plan must not change result type")) {
-      this.prepared.delete(this.lastBound);
-      this.stale.add(this.lastBound);
-    }
+  /** An error answered a request using a statement: a stale plan means that statement is closed and prepared afresh. */
+  onError(code: string, message: string, at: Attachment | undefined): void {
+    if (!(at instanceof ServerStatement) || code !== "0A000" || !message.startsWith("cached plan must not change result type")) return;
+    if (this.prepared.get(at.name) === at) this.prepared.delete(at.name);
+    this.stale.add(at.name);
   }
 
   /** DISCARD ALL or DEALLOCATE ALL ran on the server. */
@@ -62,98 +61,134 @@ export class StatementCache {
     this.stale.clear();
   }
 
-  /** Sends the made-up replies that have reached the head. */
-  emitSynth(): void {
-    while ((this.server.tracker.headKind & KIND) === K_SYNTH) {
-      this.server.flushForward();
-      const s = this.synth.shift()![0];
-      this.server.client?.outbox.send(typeof s === "function" ? s() : s);
-      this.server.tracker.popSynth();
-    }
-  }
-
-  /** Answers the client with bytes pgbun makes up, after every reply owed before them. */
-  reply(bytes: Uint8Array | (() => Uint8Array), onSkip?: () => void): void {
-    if (this.server.tracker.skipTillSync) {
-      onSkip?.();
+  /** Answers the client with a reply pgbun makes up, in its place among the replies owed before it. */
+  reply(r: MadeUpReply): void {
+    const s = this.server;
+    if (s.tracker.skipTillSync) {
+      r.skipped?.();
       return;
     }
-    if (this.server.tracker.owed === 0) {
-      this.server.flushForward();
-      this.server.client?.outbox.send(typeof bytes === "function" ? bytes() : bytes);
-      return;
-    }
-    this.server.tracker.pushSynth();
-    this.synth.push([bytes, onSkip]);
+    if (s.tracker.owed === 0) s.toClient(r.bytes(s.tracker.txStatus));
+    else s.tracker.madeUp(r);
   }
 
   /** Makes PostgreSQL fail here as it would have for the client's request (aborting the transaction, skipping to Sync), showing `error` instead. */
   failWith(error: Uint8Array): void {
-    if (this.server.tracker.skipTillSync) return;
-    this.server.tracker.pushReplacing(K_BIND);
-    this.replacements.push(error);
-    this.server.outbox!.send(DOOMED_BIND);
+    const s = this.server;
+    if (s.tracker.sent(F_BIND, REPLACE_ERROR, new ReplacedError(error))) s.outbox!.send(DOOMED_BIND);
   }
 
   /**
-   * A client's Parse of a named statement: answered by pgbun when this server already holds it.
+   * A client's Parse of a named statement. It always reaches PostgreSQL, so the client gets a plan made now, as it
+   * would directly; a statement of the same content already here (maybe planned before some DDL) is closed first.
    * `forget` undoes the client's name if PostgreSQL fails or skips the Parse.
    */
-  parseStatement(info: PreparedInfo, forget: () => void): void {
-    if (this.server.tracker.skipTillSync) {
+  parse(info: PreparedInfo, forget: () => void): void {
+    const s = this.server;
+    if (s.tracker.skipTillSync) {
       forget();
       return;
     }
-    if (this.prepared.has(info.serverName)) {
-      this.touch(info.serverName);
-      this.server.owner.stats.prepared_statements_hits++;
-      this.reply(PARSE_COMPLETE, forget);
-      return;
-    }
-    this.prepareHere(info, 0, forget);
-  }
-
-  /** A client's Bind or Describe of its named statement, renamed: the server prepares it first if it lacks it. */
-  useStatement(tag: number, info: PreparedInfo, renamed: Uint8Array): void {
-    if (this.prepared.has(info.serverName)) {
-      this.touch(info.serverName);
-      this.server.owner.stats.prepared_statements_hits++;
-    } else {
-      this.server.owner.stats.prepared_statements_misses++;
-      this.prepareHere(info, INTERNAL);
-    }
-    if (tag === F_BIND) this.lastBound = info.serverName;
-    this.server.tracker.sent(tag);
-    this.server.outbox!.send(renamed);
-  }
-
-  private touch(name: string): void {
-    this.prepared.delete(name);
-    this.prepared.set(name, true);
-  }
-
-  private prepareHere(info: PreparedInfo, flag: number, onSkip?: () => void): void {
     const name = info.serverName;
-    if (this.stale.delete(name)) this.closeHere(name);
-    while (this.prepared.size >= this.server.owner.maxPrepared) {
+    const old = this.prepared.get(name);
+    if (old !== undefined || this.stale.delete(name)) this.close(name, old);
+    this.evictFor(1);
+    const stmt = this.add(name);
+    s.tracker.sent(F_PARSE, 0, {
+      skipped: () => {
+        if (this.prepared.get(name) === stmt) this.prepared.delete(name);
+        forget();
+      },
+    });
+    s.owner.stats.prepared_statements_prepared++;
+    s.outbox!.send(info.parse);
+  }
+
+  /**
+   * A client's Bind or Describe of its statement, renamed. Where this server lacks the statement it is prepared first;
+   * where the client was shown a shape, the server's statement must have that shape, or the client gets PostgreSQL's
+   * stale-plan error. Returns false when the shape must first be learned: the server holds the client until it is.
+   */
+  use(tag: number, info: PreparedInfo, renamed: Uint8Array): boolean {
+    const s = this.server;
+    if (s.tracker.skipTillSync) {
+      // PostgreSQL discards it anyway; it only has to keep its place.
+      s.tracker.sent(tag);
+      s.outbox!.send(renamed);
+      return true;
+    }
+    const name = info.serverName;
+    let stmt = this.prepared.get(name);
+    if (stmt !== undefined) {
+      this.prepared.delete(name);
+      this.prepared.set(name, stmt);
+      s.owner.stats.prepared_statements_hits++;
+    } else {
+      s.owner.stats.prepared_statements_misses++;
+      if (this.stale.delete(name)) this.close(name, undefined);
+      this.evictFor(1);
+      stmt = this.add(name);
+      const added = stmt;
+      s.tracker.sent(F_PARSE, INTERNAL, {
+        skipped: () => {
+          if (this.prepared.get(name) === added) this.prepared.delete(name);
+        },
+      });
+      s.owner.stats.prepared_statements_prepared++;
+      s.outbox!.send(info.parse);
+    }
+    if (info.shape !== null && stmt.shape === null) {
+      // Learn what this server's statement looks like before the client's request runs on it.
+      s.tracker.sent(F_DESCRIBE, INTERNAL, new ShapeCapture(stmt, null, () => s.unhold()));
+      s.tracker.sent(F_FLUSH);
+      s.outbox!.send(describeStatementAndFlush(name));
+      s.hold();
+      return false;
+    }
+    if (info.shape !== null && stmt.shape !== info.shape) {
+      this.failWith(STALE_PLAN_ERROR);
+      return true;
+    }
+    const capture = tag === F_DESCRIBE ? new ShapeCapture(stmt, info, null) : stmt;
+    s.tracker.sent(tag, 0, capture);
+    s.outbox!.send(renamed);
+    return true;
+  }
+
+  private add(name: string): ServerStatement {
+    const stmt = new ServerStatement(name);
+    this.prepared.set(name, stmt);
+    return stmt;
+  }
+
+  /** Makes room for `n` more statements, closing the least recently used. */
+  private evictFor(n: number): void {
+    while (this.prepared.size + n > this.server.owner.maxPrepared && this.prepared.size > 0) {
       const oldest = this.prepared.keys().next().value!;
+      const stmt = this.prepared.get(oldest);
       this.prepared.delete(oldest);
       this.server.owner.stats.prepared_statements_evictions++;
-      this.closeHere(oldest);
+      this.close(oldest, stmt);
     }
-    this.server.tracker.sent(F_PARSE, flag | HAS_OP);
-    this.statementOps.push([true, name, onSkip]);
-    this.prepared.set(name, true);
-    this.server.owner.stats.prepared_statements_prepared++;
-    this.server.outbox!.send(info.parse);
   }
 
-  private closeHere(name: string): void {
-    this.server.tracker.sent(F_CLOSE, INTERNAL | HAS_OP);
-    this.statementOps.push([false, name, undefined]);
+  /** Closes a statement here; if PostgreSQL skips the Close, the statement is still here and is remembered again. */
+  private close(name: string, stmt: ServerStatement | undefined): void {
+    this.prepared.delete(name);
+    this.server.tracker.sent(F_CLOSE, INTERNAL, {
+      skipped: () => {
+        // A Parse of the same name after it is skipped too, and leaves this entry alone.
+        if (stmt !== undefined) this.prepared.set(name, stmt);
+        else this.stale.add(name);
+      },
+    });
     this.server.outbox!.send(closeStatement(name));
   }
 }
 
-const PARSE_COMPLETE = Uint8Array.of(B_PARSE_COMPLETE, 0, 0, 0, 4);
+const CLOSE_COMPLETE = Uint8Array.of(B_CLOSE_COMPLETE, 0, 0, 0, 4);
 
+/** CloseComplete for a client's Close of its statement; if PostgreSQL would have skipped the Close, the name comes back. */
+export function closeCompleteFor(restore: () => void): MadeUpReply {
+  return { bytes: () => CLOSE_COMPLETE, skipped: restore };
+}

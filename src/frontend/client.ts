@@ -6,11 +6,14 @@ import { TRACKED_PARAMS, parseOptions } from "../backend/params.ts";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
 import { ForwardRange } from "../net/forward-range.ts";
+import { closeCompleteFor } from "../backend/statement-cache.ts";
+import type { MadeUpReply } from "../backend/reply-tracker.ts";
 import { HIGH_WATER, Outbox } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
 import { readInt32 } from "../protocol/writer.ts";
 import { backendKeyData, errorResponse, parameterStatus, READY_IDLE } from "../protocol/messages.ts";
+import { TX_IDLE } from "../protocol/tags.ts";
 import { type PreparedInfo, serverStatementName, statementNameSpan, withStatementName } from "../protocol/statements.ts";
 import { sqlStatementCommand, type StatementAction } from "./statements.ts";
 import {
@@ -31,29 +34,29 @@ import {
 import type { ClientContext, ClientPool } from "./context.ts";
 import { Login } from "./login.ts";
 
+/** CloseComplete for a name the client never prepared: PostgreSQL answers that too, without an error. */
+const CLOSE_UNKNOWN: MadeUpReply = closeCompleteFor(() => {});
+
 export type ClientState = "login" | "idle" | "waiting" | "active" | "closed";
 
 let nextClientId = 1;
 
-const CLOSE_COMPLETE = Uint8Array.of(0x33, 0, 0, 0, 4);
 const utf8 = new TextDecoder();
 
-function runAction(server: ServerConn, a: StatementAction): void {
+/** Carries out a statement action on the server; false when the server holds the client first (the action must run again). */
+function runAction(server: ServerConn, a: StatementAction): boolean {
   switch (a.kind) {
     case "parse":
-      server.statements.parseStatement(a.info, a.forget);
-      return;
+      server.statements.parse(a.info, a.forget);
+      return true;
     case "use":
-      server.statements.useStatement(a.tag, a.info, a.msg);
-      return;
+      return server.statements.use(a.tag, a.info, a.msg);
     case "fail":
       server.statements.failWith(a.error);
-      return;
-    case "reply": {
-      const b = a.bytes;
-      server.statements.reply(typeof b === "function" ? () => b(server.tracker.txStatus) : b);
-      return;
-    }
+      return true;
+    case "reply":
+      server.statements.reply(a.reply);
+      return true;
   }
 }
 
@@ -94,8 +97,6 @@ export class ClientConn implements FrameSink, LinkedClient {
   readonly statements = new Map<string, PreparedInfo>();
   private pendingBytes = 0;
   private readPaused = false;
-  /** Requests gathered for the server, sent as one slice. */
-  private readonly fwd = new ForwardRange();
 
   constructor(
     readonly socket: Socket<ClientConn>,
@@ -126,12 +127,9 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.wantedKey = null;
   }
 
-  /** Our queue towards this client is full (it reads slowly): stop reading from its server. */
+  /** Our queue towards this client is full (it reads slowly): its server, whichever it is, stops reading. */
   private onPressure(on: boolean): void {
-    const s = this.server?.socket;
-    if (!s) return;
-    if (on) s.pause();
-    else s.resume();
+    this.server?.clientPressure(on);
   }
 
   pauseReading(on: boolean): void {
@@ -147,7 +145,12 @@ export class ClientConn implements FrameSink, LinkedClient {
     try {
       this.framer.feed(chunk, this);
     } catch (err) {
-      this.fwd.clear();
+      if (err instanceof ProtocolError && this.framer.startup && err.message.startsWith("invalid startup packet length")) {
+        // PostgreSQL closes without a word on a startup packet of impossible length (a Terminate sent first, a stray byte).
+        log.debug("client", "invalid startup packet", { client: this.id, error: err.message });
+        this.close(err.message);
+        return;
+      }
       if (err instanceof ProtocolError) {
         log.warn("client", "protocol violation", { client: this.id, error: err.message });
         this.fatal(err.sqlstate, err.message);
@@ -157,7 +160,6 @@ export class ClientConn implements FrameSink, LinkedClient {
       }
       return;
     }
-    this.flushForward();
   }
 
   frame(tag: number, buf: Uint8Array, start: number, end: number): void {
@@ -205,11 +207,10 @@ export class ClientConn implements FrameSink, LinkedClient {
     // The common case in transaction mode: a new request and an idle server: link now and forward in place.
     if (this.server === null && this.state === "idle" && this.nothingPending) this.pool!.tryLink(this);
     const server = this.server;
-    if (server !== null) {
+    if (server !== null && !server.held) {
       if (server.tracker.owed === 0) server.requestStarted();
       server.tracker.sent(tag);
-      const before = this.fwd.add(buf, start, end);
-      if (before !== null) server.outbox!.send(before);
+      server.outbox!.forward(buf, start, end);
       return;
     }
     const before = this.waiting.add(buf, start, end);
@@ -232,7 +233,7 @@ export class ClientConn implements FrameSink, LinkedClient {
         return { kind: "fail", error: errorResponse({ severity: "ERROR", code: "42P05", message: `prepared statement "${name}" already exists` }) };
       }
       const serverName = serverStatementName(buf, end, span);
-      const info = { serverName, parse: withStatementName(buf, start, end, span, serverName) };
+      const info: PreparedInfo = { serverName, parse: withStatementName(buf, start, end, span, serverName), shape: null };
       this.statements.set(name, info);
       const forget = () => {
         if (this.statements.get(name) === info) this.statements.delete(name);
@@ -241,8 +242,15 @@ export class ClientConn implements FrameSink, LinkedClient {
     }
     if (tag === F_CLOSE) {
       // Closing only forgets this client's name: the server-side statement may serve others.
+      const closed = this.statements.get(name);
+      if (closed === undefined) return { kind: "reply", reply: CLOSE_UNKNOWN };
       this.statements.delete(name);
-      return { kind: "reply", bytes: CLOSE_COMPLETE, query: false };
+      return {
+        kind: "reply",
+        reply: closeCompleteFor(() => {
+          if (!this.statements.has(name)) this.statements.set(name, closed);
+        }),
+      };
     }
     const info = this.statements.get(name);
     // Unknown names go on unchanged: the server answers 26000 "prepared statement ... does not exist" as it would directly.
@@ -252,14 +260,13 @@ export class ClientConn implements FrameSink, LinkedClient {
 
   private dispatch(action: StatementAction): void {
     const server = this.server;
-    if (server !== null) {
-      this.flushForward();
-      runAction(server, action);
+    if (server !== null && !server.held) {
+      if (!runAction(server, action)) this.pending.push(action);
       return;
     }
-    if (action.kind === "reply" && this.nothingPending) {
+    if (action.kind === "reply" && this.nothingPending && server === null) {
       // Nothing is owed: answer at once, without borrowing a server.
-      this.outbox.send(typeof action.bytes === "function" ? action.bytes(0x49) : action.bytes);
+      this.outbox.send(action.reply.bytes(TX_IDLE));
       return;
     }
     this.gatherWaiting();
@@ -268,11 +275,6 @@ export class ClientConn implements FrameSink, LinkedClient {
       this.waitStartedAt = performance.now();
       this.pool!.acquire(this);
     }
-  }
-
-  private flushForward(): void {
-    const bytes = this.fwd.take();
-    if (bytes !== null) this.server?.outbox!.send(bytes);
   }
 
   private get nothingPending(): boolean {
@@ -310,24 +312,37 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.since = clock.now;
     this.linkedAt = performance.now();
     server.requestStarted();
+    this.sendPending(server);
+  }
+
+  /** The server's hold ended: what waited behind it goes now (up to the next hold). */
+  resumeHeld(): void {
+    if (this.server !== null) this.sendPending(this.server);
+  }
+
+  /** Sends what waited for the server, in order; stops where an action makes the server hold the client again. */
+  private sendPending(server: ServerConn): void {
     const out = server.outbox!;
     this.gatherWaiting();
-    for (const msg of this.pending) {
+    let i = 0;
+    for (; i < this.pending.length && !server.held; i++) {
+      const msg = this.pending[i]!;
       if (msg instanceof Uint8Array) {
         // A slice may hold several messages: each one owes its replies.
         for (let at = 0; at < msg.length; at += 1 + readInt32(msg, at + 1)) server.tracker.sent(msg[at]!);
         out.send(msg);
-      } else {
-        runAction(server, msg);
+        this.pendingBytes -= msg.length;
+      } else if (!runAction(server, msg)) {
+        break; // held: this action runs again when the hold ends
       }
     }
-    this.pending = [];
-    this.pendingBytes = 0;
-    if (this.readPaused && !server.outbox!.pressured) this.pauseReading(false);
+    this.pending = i === this.pending.length ? [] : this.pending.slice(i);
+    if (this.pending.length === 0) this.pendingBytes = 0;
+    if (this.readPaused && this.pendingBytes <= HIGH_WATER && !server.outbox!.pressured) this.pauseReading(false);
   }
 
   unlinked(): void {
-    this.flushForward();
+    if (this.pool) this.pool.stats.xact_time_us += Math.round((performance.now() - this.linkedAt) * 1000);
     this.server = null;
     // The server's queue may have paused us (a fast COPY); that server is no longer ours to wait for.
     if (this.readPaused && this.pendingBytes <= HIGH_WATER) this.pauseReading(false);
@@ -384,9 +399,11 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.outbox.send(READY_IDLE);
   }
 
-  serverLost(reason: string): void {
+  /** The server died under this client. When PostgreSQL's FATAL already reached it, the connection just closes, as it would directly. */
+  serverLost(reason: string, told: boolean): void {
     this.server = null;
-    this.fatal("08006", `pgbun: server connection lost (${reason})`);
+    if (told) this.close(`server connection lost (${reason})`);
+    else this.fatal("08006", `pgbun: server connection lost (${reason})`);
   }
 
   /** Sends a FATAL error and closes. */
@@ -399,7 +416,6 @@ export class ClientConn implements FrameSink, LinkedClient {
   close(reason: string): void {
     if (this.state === "closed") return;
     this.closeReason = reason;
-    this.flushForward();
     // Detach first: ending the socket may run the close handler at once.
     this.detach();
     this.outbox.end();

@@ -2,6 +2,7 @@
 
 import { errorResponse, readyForQuery } from "../protocol/messages.ts";
 import { queryText, type PreparedInfo } from "../protocol/statements.ts";
+import type { MadeUpReply } from "../backend/reply-tracker.ts";
 
 export type StatementAction =
   /** Parse of a new named statement. */
@@ -10,8 +11,8 @@ export type StatementAction =
   | { kind: "use"; tag: number; info: PreparedInfo; msg: Uint8Array }
   /** A request PostgreSQL would refuse; the server is made to fail likewise and the client sees `error`. */
   | { kind: "fail"; error: Uint8Array }
-  /** A reply pgbun makes up (bytes, or built from the transaction status when a ReadyForQuery is part of it). */
-  | { kind: "reply"; bytes: Uint8Array | ((txStatus: number) => Uint8Array); query: boolean };
+  /** A reply pgbun makes up, in its place among the server's replies. */
+  | { kind: "reply"; reply: MadeUpReply };
 
 interface StatementOwner {
   readonly statements: Map<string, PreparedInfo>;
@@ -58,7 +59,7 @@ export function sqlStatementCommand(owner: StatementOwner, buf: Uint8Array, star
     if (known === null) return null; // the server answers 26000 as PostgreSQL would
     owner.statements.delete(known);
     const done = commandComplete("DEALLOCATE");
-    return { kind: "reply", bytes: (status) => concat(done, readyForQuery(status)), query: true };
+    return { kind: "reply", reply: { bytes: (status) => concat(done, readyForQuery(status)) } };
   }
   if (SQL_PREPARE.test(sql)) {
     const error = errorResponse({
@@ -67,7 +68,7 @@ export function sqlStatementCommand(owner: StatementOwner, buf: Uint8Array, star
       message: "pgbun: SQL PREPARE/EXECUTE cannot follow a client across server connections in transaction or statement pooling mode",
       hint: "use your driver's protocol-level prepared statements (pgbun supports them in every mode), or a database in pool_mode = session",
     });
-    return { kind: "reply", bytes: (status) => concat(error, readyForQuery(status)), query: true };
+    return { kind: "reply", reply: { bytes: (status) => concat(error, readyForQuery(status)) } };
   }
   return null;
 }

@@ -33,6 +33,10 @@ export function endBatch(began: boolean): void {
 }
 
 export class Outbox {
+  /** The range being forwarded: consecutive messages of one received chunk, sent as one slice. */
+  private range: Uint8Array | null = null;
+  private rangeStart = 0;
+  private rangeEnd = 0;
   private first: Uint8Array | null = null;
   private rest: Uint8Array[] | null = null;
   private queue: Uint8Array[] = [];
@@ -41,20 +45,51 @@ export class Outbox {
   /** True while the queue is over HIGH_WATER; `onPressure` is told on every change. */
   pressured = false;
   closed = false;
-  bytesSent = 0;
 
   constructor(
     private readonly socket: Socket<unknown>,
     private readonly onPressure: (pressured: boolean) => void,
   ) {}
 
-  /** Queues bytes for this tick; they are written together once the current event is handled. */
+  /**
+   * Forwards buf[start..end) as it came: messages that continue the range being forwarded extend it, so a chunk of
+   * many messages leaves as one slice. Anything sent later goes after it: write order is this object's to keep.
+   */
+  forward(buf: Uint8Array, start: number, end: number): void {
+    if (this.closed || this.ending) return;
+    if (this.range === buf && this.rangeEnd === start) {
+      this.rangeEnd = end;
+      return;
+    }
+    if (this.range !== null) this.closeRange();
+    this.range = buf;
+    this.rangeStart = start;
+    this.rangeEnd = end;
+    this.markDirty();
+  }
+
+  private closeRange(): void {
+    const buf = this.range!;
+    this.range = null;
+    this.append(this.rangeStart === 0 && this.rangeEnd === buf.length ? buf : buf.subarray(this.rangeStart, this.rangeEnd));
+  }
+
+  /** Queues bytes for this tick, after everything forwarded or sent before; they are written together once the current event is handled. */
   send(buf: Uint8Array): void {
     if (this.closed || this.ending) return;
+    if (this.range !== null) this.closeRange();
+    this.append(buf);
+    this.markDirty();
+  }
+
+  private append(buf: Uint8Array): void {
     // Most ticks send one slice: keep it in a field, and only gather several into a list.
     if (this.first === null) this.first = buf;
     else if (this.rest === null) this.rest = [buf];
     else this.rest.push(buf);
+  }
+
+  private markDirty(): void {
     if (!this.isDirty) {
       this.isDirty = true;
       dirty.push(this);
@@ -65,12 +100,9 @@ export class Outbox {
     }
   }
 
-  get backlog(): number {
-    return this.queued;
-  }
-
   flush(): void {
     this.isDirty = false;
+    if (this.range !== null) this.closeRange();
     const first = this.first;
     if (first === null) return;
     const rest = this.rest;
@@ -95,7 +127,6 @@ export class Outbox {
         this.closed = true;
         return;
       }
-      this.bytesSent += n;
       if (n === buf.length) return;
       buf = buf.subarray(n);
     }
@@ -116,7 +147,6 @@ export class Outbox {
         this.closed = true;
         break;
       }
-      this.bytesSent += n;
       this.queued -= n;
       if (n < b.length) {
         this.queue[0] = b.subarray(n);
@@ -144,6 +174,7 @@ export class Outbox {
   /** The socket is gone: drop everything. */
   dispose(): void {
     this.closed = true;
+    this.range = null;
     this.first = null;
     this.rest = null;
     this.queue = [];

@@ -1,5 +1,6 @@
 // The one periodic tick that enforces every timeout and keeps min_pool_size servers warm.
 
+import { closeReason } from "../backend/close-reason.ts";
 import { clock } from "../clock.ts";
 import type { ClientConn } from "../frontend/client.ts";
 import type { Registry } from "./registry.ts";
@@ -45,9 +46,9 @@ export function tick(reg: Registry, now: number): void {
       case "active": {
         const sv = c.server;
         if (sv === null) break;
-        if (s.idle_transaction_timeout > 0 && sv.tracker.owed === 0 && sv.tracker.txStatus !== 0x49 && now - sv.since > ms(s.idle_transaction_timeout)) {
+        if (s.idle_transaction_timeout > 0 && sv.tracker.owed === 0 && sv.tracker.txStatus !== 0x49 && now - sv.stateSince > ms(s.idle_transaction_timeout)) {
           c.fatal("25P03", `pgbun: idle_transaction_timeout: transaction idle for more than ${s.idle_transaction_timeout}s`);
-        } else if (s.query_timeout > 0 && sv.tracker.owed > 0 && now - sv.since > ms(s.query_timeout)) {
+        } else if (s.query_timeout > 0 && sv.tracker.owed > 0 && now - sv.stateSince > ms(s.query_timeout)) {
           c.fatal("57014", `pgbun: query_timeout: query ran for more than ${s.query_timeout}s`);
         }
         break;
@@ -56,18 +57,26 @@ export function tick(reg: Registry, now: number): void {
   }
 
   for (const pool of reg.pools.values()) {
-    for (const sv of pool.servers) {
-      if (sv.state === "connecting" && s.server_connect_timeout > 0 && now - sv.createdAt > ms(s.server_connect_timeout)) {
-        sv.close(`server_connect_timeout: no login within ${s.server_connect_timeout}s`);
+    // Every state a server passes through on its way somewhere has a time limit: none stays anywhere forever.
+    if (s.server_connect_timeout > 0) {
+      for (const sv of pool.connecting) {
+        if (now - sv.createdAt > ms(s.server_connect_timeout)) {
+          sv.close(closeReason("server_connect_timeout", `no login within ${s.server_connect_timeout}s`));
+        }
+      }
+      for (const sv of pool.cleanup) {
+        if (now - sv.stateSince > ms(s.server_connect_timeout)) {
+          sv.close(closeReason("cleanup_timeout", `rollback, reset or cancel not done within server_connect_timeout (${s.server_connect_timeout}s)`));
+        }
       }
     }
     // Idle servers: the oldest-used are at the front of the LIFO stack.
     while (pool.idle.length > 0) {
       const sv = pool.idle[0]!;
-      const idleTooLong = s.server_idle_timeout > 0 && now - sv.since > ms(s.server_idle_timeout) && pool.servers.size > pool.spec.minSize;
+      const idleTooLong = s.server_idle_timeout > 0 && now - sv.stateSince > ms(s.server_idle_timeout) && pool.servers.size > pool.spec.minSize;
       const tooOld = s.server_lifetime > 0 && now - sv.createdAt > ms(s.server_lifetime);
       if (!idleTooLong && !tooOld) break;
-      sv.close(tooOld ? "server_lifetime reached" : "server_idle_timeout reached");
+      sv.close(closeReason(tooOld ? "server_lifetime" : "server_idle_timeout"));
     }
     if (!pool.paused && !pool.draining && pool.welcome !== null) {
       while (pool.servers.size < pool.spec.minSize && pool.lastErrorAt < now - 1000) pool.launch();

@@ -1,6 +1,8 @@
-// One pool per (database, user): its server connections, the FIFO of clients waiting for one, and its counters.
+// One pool per (database, user): its server connections, one collection per server state, the FIFO of clients
+// waiting for a server, and its counters.
 
-import { ServerConn, type LinkedClient, type ServerOwner, type ServerTarget } from "../backend/server.ts";
+import { type CloseReason, describeClose } from "../backend/close-reason.ts";
+import { ServerConn, type ServerOwner, type ServerState, type ServerTarget } from "../backend/server.ts";
 import type { PoolMode, Settings } from "../config/schema.ts";
 import type { ClientConn } from "../frontend/client.ts";
 import type { ClientPool } from "../frontend/context.ts";
@@ -22,14 +24,17 @@ export interface PoolSpec {
 
 export class Pool implements ServerOwner, ClientPool {
   readonly stats = new PoolStats();
+  /** Every server not yet closed, whatever its state. */
   readonly servers = new Set<ServerConn>();
+  readonly connecting = new Set<ServerConn>();
   /** Idle servers, most recently used last (handed out LIFO, so the coldest ones time out). */
   readonly idle: ServerConn[] = [];
+  readonly active = new Set<ServerConn>();
+  readonly cleanup = new Set<ServerConn>();
   readonly waiters = new Fifo<ClientConn>();
   readonly clients = new Set<ClientConn>();
   welcome: Map<string, string> | null = null;
   private welcomeWaiters: ClientConn[] = [];
-  connecting = 0;
   lastError = "";
   lastErrorAt = 0;
   /** Date.now() of the last successful server login; 0 before the first. */
@@ -56,6 +61,61 @@ export class Pool implements ServerOwner, ClientPool {
   get maxPrepared(): number {
     return this.settings().max_prepared_statements;
   }
+  get resetQuery(): string {
+    return this.settings().server_reset_query;
+  }
+
+  /** The one place a server's state changes: it leaves the collection of its old state and joins the new one's. */
+  changeState(s: ServerConn, next: ServerState): void {
+    const prev = s.state;
+    if (prev === next) return;
+    switch (prev) {
+      case "connecting":
+        this.connecting.delete(s);
+        break;
+      case "idle": {
+        const i = this.idle.lastIndexOf(s);
+        if (i >= 0) this.idle.splice(i, 1);
+        break;
+      }
+      case "active":
+        this.active.delete(s);
+        break;
+      case "cleanup":
+        this.cleanup.delete(s);
+        break;
+      case "closed":
+        return; // closed is final
+    }
+    s.state = next;
+    s.stateSince = clock.now;
+    switch (next) {
+      case "connecting":
+        this.connecting.add(s);
+        break;
+      case "idle":
+        this.idle.push(s);
+        break;
+      case "active":
+        this.active.add(s);
+        break;
+      case "cleanup":
+        this.cleanup.add(s);
+        break;
+      case "closed":
+        this.servers.delete(s);
+        break;
+    }
+  }
+
+  overSize(): boolean {
+    return this.servers.size > this.spec.size;
+  }
+
+  expired(s: ServerConn): boolean {
+    const lifetime = this.settings().server_lifetime;
+    return lifetime > 0 && clock.now - s.createdAt > lifetime * 1000;
+  }
 
   clientJoined(c: ClientConn): void {
     this.clients.add(c);
@@ -63,12 +123,12 @@ export class Pool implements ServerOwner, ClientPool {
 
   awaitWelcome(c: ClientConn): void {
     this.welcomeWaiters.push(c);
-    if (this.connecting === 0) this.launch();
+    if (this.connecting.size === 0) this.launch();
   }
 
   tryLink(c: ClientConn): boolean {
     if (this.paused || this.waiters.length > 0) return false;
-    const s = this.idle.pop();
+    const s = this.idle[this.idle.length - 1];
     if (s === undefined) return false;
     this.link(c, s, false);
     return true;
@@ -76,7 +136,7 @@ export class Pool implements ServerOwner, ClientPool {
 
   acquire(c: ClientConn): void {
     if (!this.paused) {
-      const s = this.idle.pop();
+      const s = this.idle[this.idle.length - 1];
       if (s !== undefined) {
         this.link(c, s);
         return;
@@ -91,13 +151,13 @@ export class Pool implements ServerOwner, ClientPool {
   /** Opens server connections for waiting clients, up to the pool size. */
   grow(): void {
     if (this.paused) return;
-    while (this.servers.size < this.spec.size && this.connecting < this.waiters.length) this.launch();
+    while (this.servers.size < this.spec.size && this.connecting.size < this.waiters.length) this.launch();
   }
 
   launch(): ServerConn {
     const s = new ServerConn(this, this.spec.target);
     this.servers.add(s);
-    this.connecting++;
+    this.connecting.add(s);
     this.stats.server_connections_opened++;
     if (this.servers.size > this.stats.server_connections_peak) this.stats.server_connections_peak = this.servers.size;
     s.connect();
@@ -106,17 +166,13 @@ export class Pool implements ServerOwner, ClientPool {
 
   private link(c: ClientConn, s: ServerConn, waited = true): void {
     this.stats.server_assignment_count++;
-    if (!s.everLinked) {
-      s.everLinked = true;
-      this.stats.server_assignment_fresh++;
-    }
+    if (s.links === 0) this.stats.server_assignment_fresh++;
     if (waited) this.stats.wait_time_us += Math.round((performance.now() - c.waitStartedAt) * 1000);
     s.link(c);
     c.linked(s);
   }
 
-  serverReady(s: ServerConn): void {
-    this.connecting--;
+  serverLoggedIn(s: ServerConn): void {
     this.lastError = "";
     this.lastLoginAt = Date.now();
     if (this.welcome === null) {
@@ -125,12 +181,18 @@ export class Pool implements ServerOwner, ClientPool {
       this.welcomeWaiters = [];
       for (const c of list) c.welcomed(this.welcome);
     }
-    this.serverReleasable(s);
+  }
+
+  /** A server just became idle: the longest-waiting client gets it. */
+  serverFree(s: ServerConn): void {
+    if (this.paused || s.state !== "idle") return;
+    const c = this.waiters.shift();
+    if (c !== undefined) this.link(c, s);
   }
 
   serverLoginFailed(s: ServerConn, reason: string): void {
-    this.connecting--;
     this.servers.delete(s);
+    this.connecting.delete(s);
     this.stats.server_connections_failed++;
     this.lastError = reason;
     this.lastErrorAt = Date.now();
@@ -143,87 +205,38 @@ export class Pool implements ServerOwner, ClientPool {
     }
   }
 
-  serverClosed(s: ServerConn, reason: string): void {
-    this.servers.delete(s);
-    const i = this.idle.indexOf(s);
-    if (i >= 0) this.idle.splice(i, 1);
+  serverClosed(s: ServerConn, reason: CloseReason): void {
     this.stats.server_connections_closed++;
-    log.debug("pool", "server closed", { pool: this.name, server: s.id, reason });
+    log.debug("pool", "server closed", { pool: this.name, server: s.id, reason: describeClose(reason) });
     this.grow();
-  }
-
-  serverReleasable(s: ServerConn): void {
-    if (s.client !== null) {
-      const c = s.client as ClientConn;
-      this.stats.xact_time_us += Math.round((performance.now() - c.linkedAt) * 1000);
-      s.unlink();
-    }
-    if (s.cancelsInFlight > 0) {
-      // A cancel sent for the last client may still land: keep the server out of reach until it has.
-      s.state = "cleanup";
-      return;
-    }
-    const settings = this.settings();
-    const now = clock.now;
-    if (
-      s.retire ||
-      this.draining ||
-      this.servers.size > this.spec.size ||
-      (settings.server_lifetime > 0 && now - s.createdAt > settings.server_lifetime * 1000)
-    ) {
-      s.close(s.retire ? "retired" : this.draining ? "pool is draining" : "server_lifetime reached");
-      return;
-    }
-    s.state = "idle";
-    s.since = now;
-    if (!this.paused) {
-      const c = this.waiters.shift();
-      if (c !== undefined) {
-        this.link(c, s);
-        return;
-      }
-    }
-    this.idle.push(s);
-  }
-
-  transactionRefused(s: ServerConn, client: LinkedClient): void {
-    s.unlink();
-    (client as ClientConn).errorAndReady("25P01", "transaction blocks not allowed in statement pooling mode");
-    s.rollbackAndRelease();
   }
 
   clientLeft(c: ClientConn): void {
     this.clients.delete(c);
-    if (c.state === "waiting" || c.state === "closed") {
-      this.waiters.remove(c);
-    }
+    if (c.state === "waiting" || c.state === "closed") this.waiters.remove(c);
     const wi = this.welcomeWaiters.indexOf(c);
     if (wi >= 0) this.welcomeWaiters.splice(wi, 1);
     const s = c.server;
     if (s !== null) {
       this.stats.xact_time_us += Math.round((performance.now() - c.linkedAt) * 1000);
-      const settings = this.settings();
-      const reset = this.mode === "session" || settings.server_reset_query_always ? settings.server_reset_query : "";
-      s.clientLeft(reset);
+      s.clientLeft(this.mode === "session" || this.settings().server_reset_query_always);
     }
   }
 
   /** Resumes handing out servers (after PAUSE), serving waiters from idle servers first. */
   resume(): void {
     this.paused = false;
-    while (this.waiters.length > 0 && this.idle.length > 0) this.link(this.waiters.shift()!, this.idle.pop()!);
+    while (this.waiters.length > 0 && this.idle.length > 0) this.link(this.waiters.shift()!, this.idle[this.idle.length - 1]!);
     this.grow();
   }
 
   /** Closes every server of this pool once it is idle (RECONNECT, reload of its target). */
   retireAll(): void {
     for (const s of this.servers) s.retire = true;
-    for (const s of this.idle.splice(0)) s.close("retired");
+    for (const s of [...this.idle]) s.decide();
   }
 
   get activeServers(): number {
-    let n = 0;
-    for (const s of this.servers) if (s.state === "active") n++;
-    return n;
+    return this.active.size;
   }
 }

@@ -1,7 +1,7 @@
 // Reading and rewriting the statement names in Parse, Bind, Describe and Close, and naming server statements by content.
 
 import { readCString } from "./messages.ts";
-import { F_BIND, F_CLOSE, F_DESCRIBE, F_PARSE } from "./tags.ts";
+import { B_NO_DATA, B_PARAMETER_DESCRIPTION, B_ROW_DESCRIPTION, F_BIND, F_CLOSE, F_DESCRIBE, F_FLUSH, F_PARSE } from "./tags.ts";
 import { Writer } from "./writer.ts";
 
 /** Where a message's statement name lies: [nameStart, nameEnd) in the buffer; null when the message names no statement. */
@@ -49,6 +49,42 @@ export function closeStatement(name: string): Uint8Array {
   return new Writer(name.length + 8).start(F_CLOSE).byte(0x53).cstr(name).end().take();
 }
 
+/** Describe of a statement, then Flush: PostgreSQL answers at once, without ending the implicit transaction. */
+export function describeStatementAndFlush(name: string): Uint8Array {
+  return new Writer(name.length + 16).start(F_DESCRIBE).byte(0x53).cstr(name).end().start(F_FLUSH).end().take();
+}
+
+/**
+ * The part of a statement's Describe answer that PostgreSQL fixes when the statement is prepared, as a comparable
+ * string: parameter types from ParameterDescription; column names, types and typmods from RowDescription (not the
+ * table OIDs, which change when a table is recreated with the same columns, as PostgreSQL's own check ignores them).
+ */
+export function shapePart(tag: number, buf: Uint8Array, start: number, end: number): string {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  let at = start + 5;
+  if (tag === B_NO_DATA) return "n;";
+  if (tag === B_PARAMETER_DESCRIPTION) {
+    const n = view.getInt16(at);
+    at += 2;
+    let out = "t";
+    for (let i = 0; i < n && at + 4 <= end; i++, at += 4) out += ":" + view.getUint32(at);
+    return out + ";";
+  }
+  if (tag !== B_ROW_DESCRIPTION) return "";
+  const n = view.getInt16(at);
+  at += 2;
+  let out = "T";
+  for (let i = 0; i < n; i++) {
+    const nul = buf.indexOf(0, at);
+    if (nul < 0 || nul + 19 > end) break;
+    const name = readCString(buf, at, end)[0];
+    at = nul + 1;
+    out += ":" + name + "/" + view.getUint32(at + 6) + "/" + view.getInt32(at + 12);
+    at += 18;
+  }
+  return out + ";";
+}
+
 /** A Bind naming a statement that cannot exist: PostgreSQL fails it, and skips to Sync exactly as for the real error. */
 export const DOOMED_BIND = new Writer(32).start(F_BIND).cstr("").cstr("pgbun_no_such_statement").int16(0).int16(0).int16(0).end().take();
 
@@ -56,8 +92,10 @@ export function queryText(buf: Uint8Array, start: number, end: number): string {
   return readCString(buf, start + 5, end)[0];
 }
 
-/** A client's named statement: the name it has on servers, and the Parse that creates it there. */
+/** A client's named statement: the name it has on servers, the Parse that creates it there, and its shape. */
 export interface PreparedInfo {
   serverName: string;
   parse: Uint8Array;
+  /** shapePart()s of the Describe answer the client was shown for it; null until it asked. */
+  shape: string | null;
 }

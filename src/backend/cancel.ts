@@ -1,0 +1,26 @@
+// A CancelRequest on a connection of its own, as PostgreSQL requires; `done` runs once whatever happens.
+
+import { cancelRequest } from "../protocol/messages.ts";
+
+export function sendCancel(host: string, port: number, pid: number, secret: number, done: () => void): void {
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    done();
+  };
+  Bun.connect({
+    hostname: host,
+    port,
+    socket: {
+      open: (s) => {
+        s.write(cancelRequest(pid, secret));
+        s.flush();
+      },
+      data: () => {},
+      close: finish,
+      connectError: finish,
+      error: finish,
+    },
+  }).catch(finish);
+}
