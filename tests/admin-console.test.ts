@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { startPostgres, type PgInstance } from "./harness/postgres.ts";
 import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
 import { adminQuery, writeConfig } from "./harness/config-file.ts";
-import { errorCode, msg, RawClient } from "./harness/raw-client.ts";
+import { concat, errorCode, msg, RawClient } from "./harness/raw-client.ts";
 
 let pg: PgInstance;
 let started: PgbunProcess[] = [];
@@ -152,6 +152,26 @@ describe("control", () => {
     expect(await b.untilReady(1, 3000)).toEqual(["T", "D", "C", "Z:I"]);
     a.close();
     b.close();
+  });
+
+  test("replies go out in request order: a SHOW sent in the same packet as PAUSE waits for PAUSE's reply", async () => {
+    const { p } = await pgbun();
+    const a = await app(p);
+    a.send(msg.query("BEGIN"));
+    await a.untilReady();
+    const admin = await RawClient.connect(p.port);
+    expect((await admin.login("admin", "pgbun", "adminpass")).at(-1)!.tag).toBe("Z");
+    admin.send(concat(msg.query("PAUSE app"), msg.query("SHOW VERSION")));
+    // PAUSE waits for the open transaction, and everything sent after it waits too.
+    await expect(admin.untilReady(1, 300)).rejects.toThrow("timed out");
+    expect(admin.received).toEqual([]);
+    a.send(msg.query("COMMIT"));
+    await a.untilReady();
+    expect(await admin.untilReady(2, 3000)).toEqual(["C", "Z:I", "T", "D", "C", "Z:I"]);
+    admin.send(msg.query("RESUME app"));
+    expect(await admin.untilReady()).toEqual(["C", "Z:I"]);
+    a.close();
+    admin.close();
   });
 
   test("RECONNECT replaces the servers; DISABLE refuses new clients until ENABLE; KILL drops everyone", async () => {

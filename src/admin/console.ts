@@ -3,7 +3,7 @@
 import type { PoolMode } from "../config/schema.ts";
 import type { ClientConn } from "../frontend/client.ts";
 import type { ClientPool } from "../frontend/context.ts";
-import { errorResponse, readyForQuery } from "../protocol/messages.ts";
+import { errorResponse, READY_IDLE } from "../protocol/messages.ts";
 import { F_QUERY, F_SYNC } from "../protocol/tags.ts";
 import { readCString } from "../protocol/messages.ts";
 import { PoolStats } from "../pool/stats.ts";
@@ -49,6 +49,8 @@ export class AdminPool implements ClientPool {
   readonly stats = new PoolStats();
   readonly name = "pgbun";
   readonly welcome = WELCOME;
+  /** The last reply queued per client; the next one goes out after it. */
+  private readonly replies = new WeakMap<ClientConn, Promise<void>>();
 
   constructor(
     private readonly ctl: Controller,
@@ -70,26 +72,42 @@ export class AdminPool implements ClientPool {
     for (const m of c.takePending()) {
       const tag = m[0];
       if (tag === F_QUERY) {
-        void this.run(c, readCString(m, 5, m.length)[0]);
+        const sql = readCString(m, 5, m.length)[0];
+        this.reply(c, () => this.run(sql));
       } else if (tag === F_SYNC) {
         skipping = false;
-        c.outbox.send(readyForQuery(0x49));
+        this.reply(c, () => [READY_IDLE]);
       } else if (!skipping) {
         skipping = true;
-        c.outbox.send(errorResponse({ severity: "ERROR", code: "0A000", message: "the pgbun admin console supports only the simple query protocol" }));
+        this.reply(c, () => [
+          errorResponse({ severity: "ERROR", code: "0A000", message: "the pgbun admin console supports only the simple query protocol" }),
+        ]);
       }
     }
   }
 
-  private async run(c: ClientConn, sql: string): Promise<void> {
+  /**
+   * Queues a reply behind the client's earlier ones: PAUSE waits for transactions to finish, and a SHOW sent in the
+   * same packet must not overtake it. Each client has its own queue, so one client's PAUSE holds up no one else.
+   */
+  private reply(c: ClientConn, produce: () => Promise<Uint8Array[]> | Uint8Array[]): void {
+    const next = (this.replies.get(c) ?? Promise.resolve())
+      .then(produce)
+      .then((out) => {
+        for (const bytes of out) c.outbox.send(bytes);
+      })
+      .catch((err: Error) => log.error("admin", "reply failed", { error: err.message }));
+    this.replies.set(c, next);
+  }
+
+  private async run(sql: string): Promise<Uint8Array[]> {
     let out: Uint8Array;
     try {
       out = await this.execute(sql.trim().replace(/;\s*$/, ""));
     } catch (err) {
       out = errorResponse({ severity: "ERROR", code: (err as AdminError).sqlstate ?? "XX000", message: (err as Error).message });
     }
-    c.outbox.send(out);
-    c.outbox.send(readyForQuery(0x49));
+    return [out, READY_IDLE];
   }
 
   private async execute(sql: string): Promise<Uint8Array> {
