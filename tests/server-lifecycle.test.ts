@@ -125,3 +125,27 @@ test("a server that sent FATAL while idle is never handed to the next client, ev
     proxy.stop();
   }
 });
+
+test("a server whose cleanup never answers is closed after server_connect_timeout, and the pool serves again", async () => {
+  const proxy = FaultProxy.start({ host: "127.0.0.1", port: pg.port });
+  const b = await startPgbun([
+    "--upstream", `postgres://app:apppass@127.0.0.1:${proxy.port}/app`,
+    "--pool-mode", "session", "--pool-size", "1", "--server-connect-timeout", "1",
+  ]);
+  started.push(b);
+  try {
+    const c = await client(b);
+    c.send(msg.query("BEGIN"));
+    await c.untilReady();
+    // The network swallows everything PostgreSQL says from now on: the ROLLBACK and reset pgbun sends never get answers.
+    proxy.stall("all", "down");
+    c.close();
+    // Only that connection is stalled; a new server's connection passes.
+    const next = await client(b);
+    next.send(msg.query("SELECT 1"));
+    expect(await next.untilReady(1, 5000)).toEqual(["T", "D", "C", "Z:I"]);
+    next.close();
+  } finally {
+    proxy.stop();
+  }
+});
