@@ -150,7 +150,7 @@ export class HealthMonitor {
     let lastErrorAt = 0;
     let live = 0;
     for (const p of pools) {
-      live += p.servers.size - p.connecting;
+      live += p.servers.size - p.connecting.size;
       if (p.lastLoginAt > (latest?.at ?? 0)) latest = { ok: true, at: p.lastLoginAt, error: null, code: null, source: "pool" };
       if (p.lastErrorAt > 0 && p.lastErrorAt > lastErrorAt) {
         lastErrorAt = p.lastErrorAt;
