@@ -1,4 +1,5 @@
 import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { Framer } from "./framer.ts";
 import { Writer } from "./writer.ts";
 
@@ -55,4 +56,79 @@ test("rejects a length below 4 and above the maximum", () => {
   expect(() => collect(new Framer(100, true), [new TextEncoder().encode("GET / HTTP/1.1\r\n")])).toThrow(
     "invalid startup packet length",
   );
+});
+
+/** A Query message of `size` bytes in all, its body a byte pattern that shows any misplaced copy. */
+function bigQuery(size: number): Uint8Array {
+  const m = new Uint8Array(size);
+  m[0] = 0x51;
+  new DataView(m.buffer).setInt32(1, size - 1);
+  for (let i = 5; i < size - 1; i++) m[i] = 1 + (i % 251);
+  return m;
+}
+
+function frames(framer: Framer, chunks: Uint8Array[]): Array<{ tag: number; bytes: Uint8Array; buf: Uint8Array }> {
+  const out: Array<{ tag: number; bytes: Uint8Array; buf: Uint8Array }> = [];
+  for (const c of chunks) framer.feed(c, { frame: (tag, buf, start, end) => out.push({ tag, bytes: buf.slice(start, end), buf }) });
+  return out;
+}
+
+test("a message larger than the first allocation, split at every offset near its start, the growth points and its end", () => {
+  const big = bigQuery(200_000);
+  const cuts = new Set<number>();
+  for (let i = 1; i <= 40; i++) cuts.add(i).add(big.length - i);
+  for (const edge of [65_536, 131_072, 196_608]) for (let d = -6; d <= 6; d++) cuts.add(edge + d);
+  for (const cut of cuts) {
+    const got = frames(new Framer(1 << 20), [big.subarray(0, cut), big.subarray(cut)]);
+    expect(got.length).toBe(1);
+    expect(Buffer.from(got[0]!.bytes).equals(Buffer.from(big))).toBe(true);
+  }
+});
+
+test("a large message trickling in small chunks, followed by others in the same chunk, arrives whole and in order", () => {
+  const big = bigQuery(150_001);
+  const stream = new Uint8Array(big.length + two.length);
+  stream.set(big);
+  stream.set(two, big.length);
+  for (const step of [1, 7, 1000, 4096, 65_537]) {
+    const chunks: Uint8Array[] = [];
+    // Byte by byte only over the head: 150,000 one-byte chunks would test nothing more, slowly.
+    const size = (at: number) => (step === 1 && at > 64 ? 9_999 : step);
+    for (let at = 0; at < stream.length; at += size(at)) chunks.push(stream.subarray(at, Math.min(stream.length, at + size(at))));
+    const got = frames(new Framer(1 << 20), chunks);
+    expect(got.map((f) => [f.tag, f.bytes.length])).toEqual([
+      [0x51, big.length],
+      [0x51, 14],
+      [0x53, 5],
+    ]);
+    expect(Buffer.from(got[0]!.bytes).equals(Buffer.from(big))).toBe(true);
+  }
+});
+
+test("whole messages inside one chunk are delivered as views of that chunk, a gathered one in a buffer of its exact length", () => {
+  const big = bigQuery(100_000);
+  const chunk = new Uint8Array(two.length + 1000);
+  chunk.set(two);
+  chunk.set(big.subarray(0, 1000), two.length);
+  const got = frames(new Framer(1 << 20), [chunk, big.subarray(1000)]);
+  expect(got.map((f) => f.buf === chunk)).toEqual([true, true, false]);
+  expect(got[2]!.buf.length).toBe(big.length);
+});
+
+/** This process's VmSize, in bytes. */
+function addressSpace(): number {
+  return Number(/^VmSize:\s+(\d+) kB/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1]) * 1024;
+}
+
+test("a header declaring a gigabyte holds on to kilobytes, not the gigabyte, until the bytes come", () => {
+  const framer = new Framer(2 ** 31 - 1);
+  const head = new Uint8Array(4096);
+  head[0] = 0x51;
+  new DataView(head.buffer).setInt32(1, 1 << 30);
+  // Linux hands out untouched pages lazily, so a gigabyte allocated up front shows in the address space first.
+  const before = addressSpace();
+  const got = frames(framer, [head.subarray(0, 3), head.subarray(3)]);
+  expect(got).toEqual([]);
+  expect(framer.buffered).toBe(4096);
+  expect(addressSpace() - before).toBeLessThan(256 << 20);
 });

@@ -10,11 +10,18 @@ export interface FrameSink {
 
 /** PostgreSQL's own limit on a startup packet. */
 const MAX_STARTUP_LENGTH = 10_000;
+/**
+ * A message that spans chunks starts in a buffer this big (or as big as the bytes at hand) and doubles as bytes
+ * arrive: a length is only a claim, and allocating it up front let a client reserve a gigabyte with five bytes.
+ */
+const FIRST_ALLOCATION = 64 * 1024;
 
 export class Framer {
   /** While true, messages are untagged startup-phase packets (StartupMessage, SSLRequest, CancelRequest). */
   startup: boolean;
+  /** The message being gathered: `need` bytes in all, `filled` so far; it grows towards `need` as bytes arrive. */
   private partial: Uint8Array | null = null;
+  private need = 0;
   private filled = 0;
   private readonly head = new Uint8Array(5);
   private headFilled = 0;
@@ -45,9 +52,7 @@ export class Framer {
       this.check(len);
       const end = off + headLen - 4 + len;
       if (end > n) {
-        this.partial = new Uint8Array(end - off);
-        this.partial.set(chunk.subarray(off));
-        this.filled = n - off;
+        this.begin(end - off, chunk.subarray(off));
         return;
       }
       sink.frame(this.startup ? 0 : chunk[off]!, chunk, off, end);
@@ -83,20 +88,35 @@ export class Framer {
       if (this.headFilled < headLen) return -1;
       const len = this.startup ? readInt32(this.head, 0) : readInt32(this.head, 1);
       this.check(len);
-      this.partial = new Uint8Array(headLen - 4 + len);
-      this.partial.set(this.head.subarray(0, headLen));
-      this.filled = headLen;
+      this.begin(headLen - 4 + len, this.head.subarray(0, headLen));
       this.headFilled = 0;
     }
-    const msg = this.partial;
-    const take = Math.min(msg.length - this.filled, chunk.length - off);
+    const take = Math.min(this.need - this.filled, chunk.length - off);
+    const msg = this.room(this.filled + take);
     msg.set(chunk.subarray(off, off + take), this.filled);
     this.filled += take;
     off += take;
-    if (this.filled < msg.length) return -1;
+    if (this.filled < this.need) return -1;
     this.partial = null;
     this.filled = 0;
-    sink.frame(this.startup ? 0 : msg[0]!, msg, 0, msg.length);
+    sink.frame(this.startup ? 0 : msg[0]!, msg, 0, this.need);
     return off;
+  }
+
+  private begin(need: number, first: Uint8Array): void {
+    this.need = need;
+    this.partial = new Uint8Array(Math.min(need, Math.max(FIRST_ALLOCATION, first.length)));
+    this.partial.set(first);
+    this.filled = first.length;
+  }
+
+  /** The partial buffer, grown (doubling, never past the message's length) to hold `size` bytes. */
+  private room(size: number): Uint8Array {
+    const old = this.partial!;
+    if (size <= old.length) return old;
+    const grown = new Uint8Array(Math.min(this.need, Math.max(size, old.length * 2)));
+    grown.set(old.subarray(0, this.filled));
+    this.partial = grown;
+    return grown;
   }
 }
