@@ -135,6 +135,43 @@ describe("server authentication", () => {
   });
 });
 
+describe("admin console access", () => {
+  /** psql as the --upstream user against the admin console, as the README's "Run it" pgbun is used. */
+  async function psqlConsole(p: PgbunProcess, password: string) {
+    const proc = Bun.spawn(["psql", "-X", "-A", "-t", `host=127.0.0.1 port=${p.port} user=app dbname=pgbun`, "-c", "SHOW POOLS"], {
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, PGPASSWORD: password },
+    });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { out, err, code };
+  }
+
+  test("a user in neither admin_users nor stats_users is refused naming both settings, with a hint how to add it", async () => {
+    const p = await startPgbun(["--upstream", pg.url("app", "apppass", "app"), "--pool-mode", "transaction"]);
+    started.push(p);
+    const r = await psqlConsole(p, "apppass");
+    expect(r.code).not.toBe(0);
+    expect(r.err).toContain('FATAL:  permission denied for the admin console: user "app" is in neither admin_users nor stats_users');
+    expect(r.err).toContain("HINT:  add it to admin_users (every command) or stats_users (SHOW only)");
+    expect(r.err).toContain("--admin-users");
+    const msgs = await rawLogin(p, "app", "pgbun", "apppass");
+    expect(errorCode(msgs.at(-1)!)).toBe("42501");
+    // A wrong password still learns nothing about the console.
+    const wrong = await rawLogin(p, "app", "pgbun", "wrong");
+    expect(errorCode(wrong.at(-1)!)).toBe("28P01");
+    expect(errorMessage(wrong.at(-1)!)).not.toContain("admin_users");
+  });
+
+  test("--admin-users lets the same user in", async () => {
+    const p = await startPgbun(["--upstream", pg.url("app", "apppass", "app"), "--pool-mode", "transaction", "--admin-users", "app"]);
+    started.push(p);
+    const r = await psqlConsole(p, "apppass");
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+  });
+});
+
 describe("SSL negotiation", () => {
   test("sslmode=prefer connects in plain text", async () => {
     const p = await withConfig("scram-sha-256", "apppass");

@@ -7,6 +7,7 @@ import {
   AUTH_OK_MSG,
   authRequest,
   authSasl,
+  errorResponse,
   negotiateProtocolVersion,
   parseSaslInitial,
   parseStartup,
@@ -26,6 +27,8 @@ import type { ClientConn } from "./client.ts";
 import type { ClientContext, LoginTarget } from "./context.ts";
 
 type Step = "startup" | "cleartext" | "md5" | "sasl-initial" | "sasl-final";
+
+const INSUFFICIENT_PRIVILEGE = "42501";
 
 /** One SCRAM verifier per plain-text password: PBKDF2 is too slow to run at every login. */
 const verifierCache = new Map<string, ScramVerifier>();
@@ -176,6 +179,18 @@ export class Login {
     return given.length === secret.length && Buffer.from(given).equals(Buffer.from(secret));
   }
 
+  /**
+   * The only login refused for lack of privilege is the admin console's. The user has proven its password by now,
+   * so naming the settings that let it in tells it nothing about anyone else.
+   */
+  private refuseConsole(): void {
+    const c = this.client;
+    const message = `permission denied for the admin console: user "${c.user}" is in neither admin_users nor stats_users`;
+    const hint = "add it to admin_users (every command) or stats_users (SHOW only): in the config file, then reload (SIGHUP), or with --admin-users or --stats-users at start";
+    c.outbox.send(errorResponse({ severity: "FATAL", code: INSUFFICIENT_PRIVILEGE, message, hint }));
+    c.close(message);
+  }
+
   private finish(ok: boolean): void {
     const c = this.client;
     if (!ok) {
@@ -184,6 +199,10 @@ export class Login {
       return;
     }
     const refusal = this.target!.refusal();
+    if (refusal !== null && refusal[0] === INSUFFICIENT_PRIVILEGE) {
+      this.refuseConsole();
+      return;
+    }
     if (refusal !== null) {
       c.fatal(refusal[0], refusal[1]);
       return;
