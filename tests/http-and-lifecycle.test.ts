@@ -108,6 +108,15 @@ describe("HTTP endpoint", () => {
     expect(Date.parse(b.started_at)).toBeGreaterThanOrEqual(Date.parse(a.started_at));
   });
 
+  test("a worker reports the run its supervisor hands down in PGBUN_RUN, so all workers name one start", async () => {
+    const port = await freePort();
+    const run = { run_id: "supervisor-run", started_at: "2026-01-02T03:04:05.000Z" };
+    const p = await startPgbun(["--config", writeConfig(config(port))], { env: { PGBUN_RUN: JSON.stringify(run) } });
+    started.push(p);
+    const s = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { started_at: string; run_id: string };
+    expect({ run_id: s.run_id, started_at: s.started_at }).toEqual(run);
+  });
+
   test("/healthz is 200 while PostgreSQL is up and 503 with the error while it is down", async () => {
     const port = await freePort();
     await pgbun(config(port));

@@ -8,9 +8,26 @@ import { HealthMonitor, type HealthStatus } from "./health.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { snapshotAll } from "./snapshot.ts";
 
-/** Process start, and a random id per start: a client polling /stats sees a restart even when the pid is reused. */
-const STARTED_AT = new Date().toISOString();
-const RUN_ID = crypto.randomUUID();
+/** When this pgbun started, and a random id per start: a client polling /stats sees a restart even when the pid is reused. */
+export interface RunIdentity {
+  run_id: string;
+  started_at: string;
+}
+
+/** The supervisor of several workers passes its own identity in this variable, so every worker reports one start. */
+export const RUN_ENV = "PGBUN_RUN";
+
+export const RUN: RunIdentity = inheritedRun(process.env[RUN_ENV]) ?? { run_id: crypto.randomUUID(), started_at: new Date().toISOString() };
+
+function inheritedRun(text: string | undefined): RunIdentity | null {
+  if (!text) return null;
+  try {
+    const r = JSON.parse(text) as Partial<RunIdentity>;
+    return typeof r.run_id === "string" && typeof r.started_at === "string" ? { run_id: r.run_id, started_at: r.started_at } : null;
+  } catch {
+    return null;
+  }
+}
 
 export interface HealthSource {
   readonly registry: Registry;
@@ -74,8 +91,8 @@ export function startHttp(src: HealthSource, host: string, port: number): Server
         case "/stats":
           return Response.json({
             version: VERSION,
-            started_at: STARTED_AT,
-            run_id: RUN_ID,
+            started_at: RUN.started_at,
+            run_id: RUN.run_id,
             uptime_seconds: (Date.now() - reg.startedAt) / 1000,
             pid: process.pid,
             pools: snapshotAll(reg),
