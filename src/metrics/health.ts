@@ -107,18 +107,20 @@ export class HealthMonitor {
   /** Starts the checks that are due, and logs status changes. */
   tick(now = Date.now()): void {
     const keys = new Set<string>();
+    const byDb = this.poolsByDatabase();
     for (const db of this.registry.config.databases.values()) {
-      const target = this.targetFor(db);
+      const pools = byDb.get(db.name) ?? [];
+      const target = this.targetFor(db, pools);
       if (target !== null) {
         const key = targetKey(target);
         keys.add(key);
         const st = this.checks.get(key) ?? { last: null, running: false };
         this.checks.set(key, st);
-        const poolLogin = Math.max(0, ...this.poolsOf(db).map((p) => p.lastLoginAt));
+        const poolLogin = Math.max(0, ...pools.map((p) => p.lastLoginAt));
         const latest = Math.max(poolLogin, st.last?.at ?? 0);
         if (!st.running && now - latest >= CHECK_INTERVAL_MS) void this.runCheck(st, target);
       }
-      const u = this.upstream(db, now);
+      const u = this.upstream(db, pools, now);
       if (this.logged.get(db.name) !== u.status) {
         if (u.status === "down") log.warn("health", "database down: pgbun cannot log in to its server", { database: db.name, error: u.error ?? "" });
         else if (u.status === "up" && this.logged.get(db.name) === "down") log.info("health", "database up", { database: db.name });
@@ -139,12 +141,12 @@ export class HealthMonitor {
 
   /** What every configured database looks like now, from memory only. */
   report(now = Date.now()): UpstreamHealth[] {
-    return [...this.registry.config.databases.values()].map((db) => this.upstream(db, now));
+    const byDb = this.poolsByDatabase();
+    return [...this.registry.config.databases.values()].map((db) => this.upstream(db, byDb.get(db.name) ?? [], now));
   }
 
-  private upstream(db: DatabaseConfig, now: number): UpstreamHealth {
-    const pools = this.poolsOf(db);
-    const target = this.targetFor(db);
+  private upstream(db: DatabaseConfig, pools: Pool[], now: number): UpstreamHealth {
+    const target = this.targetFor(db, pools);
     let latest: Outcome | null = target === null ? null : (this.checks.get(targetKey(target))?.last ?? null);
     let lastError: string | null = null;
     let lastErrorAt = 0;
@@ -187,9 +189,15 @@ export class HealthMonitor {
     };
   }
 
-  private poolsOf(db: DatabaseConfig): Pool[] {
-    const out: Pool[] = [];
-    for (const p of this.registry.pools.values()) if (p.spec.name === db.name && !p.draining) out.push(p);
+  /** The pools of each database, one pass over them all. */
+  private poolsByDatabase(): Map<string, Pool[]> {
+    const out = new Map<string, Pool[]>();
+    for (const p of this.registry.pools.values()) {
+      if (p.draining) continue;
+      const list = out.get(p.spec.name);
+      if (list === undefined) out.set(p.spec.name, [p]);
+      else list.push(p);
+    }
     return out;
   }
 
@@ -197,11 +205,11 @@ export class HealthMonitor {
    * Whom the check logs in as: the database's forced user, else the user of the pool that logged in last,
    * else the first configured user; null when there is nobody.
    */
-  private targetFor(db: DatabaseConfig): ServerTarget | null {
+  private targetFor(db: DatabaseConfig, pools: Pool[]): ServerTarget | null {
     const reg = this.registry;
     if (db.user !== undefined) return reg.specFor(db, db.user).target;
     let best: Pool | null = null;
-    for (const p of this.poolsOf(db)) if (best === null || p.lastLoginAt > best.lastLoginAt) best = p;
+    for (const p of pools) if (best === null || p.lastLoginAt > best.lastLoginAt) best = p;
     if (best !== null) return reg.specFor(db, best.spec.user).target;
     const first = reg.config.users.keys().next();
     return first.done ? null : reg.specFor(db, first.value).target;
