@@ -9,6 +9,7 @@ import { writeConfig } from "./harness/config-file.ts";
 import { REPO_ROOT, startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
 import { startPostgres, type PgInstance } from "./harness/postgres.ts";
 import { prepareStackDatabase, stackConfigText } from "./harness/stack.ts";
+import { processOf, restartedBetween } from "./load-stats.js";
 
 const IDLE_TIMEOUT_S = 2;
 const SCRIPT_LIMIT_MS = 45_000;
@@ -45,9 +46,14 @@ interface Run {
   err: string;
 }
 
-/** Runs a script from tests/ against the pgbun under test, killed if it outlives SCRIPT_LIMIT_MS. */
-async function script(name: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const proc = Bun.spawn([process.execPath, `tests/${name}`, "--port", String(bouncer.port), "--stats-url", statsUrl, ...args], {
+interface Target {
+  port: number;
+  statsUrl: string;
+}
+
+/** Runs a script from tests/ against the pgbun under test (or another), killed if it outlives SCRIPT_LIMIT_MS. */
+async function script(name: string, args: string[], env: Record<string, string> = {}, at: Target = { port: bouncer.port, statsUrl }): Promise<Run> {
+  const proc = Bun.spawn([process.execPath, `tests/${name}`, "--port", String(at.port), "--stats-url", at.statsUrl, ...args], {
     cwd: REPO_ROOT,
     stdin: "ignore",
     stdout: "pipe",
@@ -90,6 +96,9 @@ describe("load-test.js", () => {
       expect(j.max_server_connections_used).toBeLessThanOrEqual(5);
       expect(j.server_connections_opened).toBeLessThanOrEqual(5);
       expect(j.client_connections_opened).toBe(clients[mode]);
+      expect(j.client_connections_dropped).toBe(0);
+      expect(j).toMatchObject({ pgbun_restarted: false, clients_starved: 0 });
+      expect(j.pooling_seconds).toBe(j.duration_seconds);
       if (mode === "transaction") {
         // 50 clients over 5 servers: nearly every transaction is served by an already open server.
         expect(j.reuse_efficiency_percent).toBeGreaterThan(90);
@@ -179,5 +188,102 @@ describe("transaction-test.js", () => {
     expect(json(r).violations.length).toBeGreaterThan(0);
     expect(r.err).toContain("violation(s) in transaction mode");
     expect(r.err).toContain("ROLLBACK really discards: unexpected error: transaction blocks not allowed in statement pooling mode");
+  });
+});
+
+/** A port nothing listens on right now, so a pgbun can be restarted on the same address. */
+function freePort(): number {
+  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = l.port;
+  l.stop(true);
+  return port;
+}
+
+describe("load-test.js against a pgbun of its own (fresh, then restarted mid-run)", () => {
+  let own: PgbunProcess;
+  let at: Target;
+  let config: string;
+
+  beforeAll(async () => {
+    const [port, statsPort] = [freePort(), freePort()];
+    at = { port, statsUrl: `http://127.0.0.1:${statsPort}` };
+    config = writeConfig(stackConfigText({ listen: `127.0.0.1:${port}`, statsListen: `127.0.0.1:${statsPort}`, pgHost: "127.0.0.1", pgPort: pg.port }));
+    own = await startPgbun(["--config", config, "--listen", `127.0.0.1:${port}`]);
+  });
+
+  afterAll(async () => {
+    await own?.stop();
+  });
+
+  test("session mode with more clients than servers warns on the first run, before its pool exists, and counts who waited", async () => {
+    const r = await script("load-test.js", ["--mode", "session", "--concurrency", "8", "--duration", "2"], {}, at);
+    const j = json(r);
+    expect(r.code).toBe(0);
+    // The pool did not exist before this run: the size comes from the admin console.
+    expect(r.err).toContain("session mode with 8 clients over 5 servers");
+    expect(r.err).toContain("so 3 will wait the whole run");
+    expect(j.clients_starved).toBe(3);
+    expect(r.err).toContain("3 of 8 clients got no answer before the deadline");
+  });
+
+  test("a restart mid-run is reported; the pooling figures count only from it; drops never outnumber opens; it ends on time", async () => {
+    // Earlier work leaves the pool's counters high: deltas across a restart would go negative.
+    const warm = json(await script("load-test.js", ["--duration", "1"], {}, at));
+    expect(warm.client_transactions).toBeGreaterThan(50);
+    const duration = 6;
+    const t0 = performance.now();
+    const running = script("load-test.js", ["--duration", String(duration)], {}, at);
+    await Bun.sleep(2500);
+    await own.stop("SIGKILL");
+    own = await startPgbun(["--config", config, "--listen", `127.0.0.1:${at.port}`]);
+    const r = await running;
+    const wall = (performance.now() - t0) / 1000;
+    const j = json(r);
+    // Clients whose connection went away are errors: exit 1, never a hang.
+    expect(r.code).toBe(1);
+    expect(j.errors).toBeGreaterThan(0);
+    expect(j.duration_seconds).toBeLessThan(duration + 2);
+    expect(wall).toBeLessThan(duration + 5);
+    expect(r.err).not.toContain("still busy");
+    expect(j.pgbun_restarted).toBe(true);
+    expect(r.err).toContain("pgbun restarted during the run (once)");
+    expect(j.pooling_seconds).toBeGreaterThan(0);
+    expect(j.pooling_seconds).toBeLessThan(duration - 1);
+    expect(j.client_transactions).toBeGreaterThan(0);
+    expect(j.client_transactions).toBeLessThanOrEqual(j.successful_queries / 4);
+    expect(j.server_connections_opened).toBeGreaterThanOrEqual(1);
+    expect(j.server_connections_opened).toBeLessThanOrEqual(5);
+    // Every client was dropped once and logged in again to the new pgbun; refused attempts are neither.
+    expect(j.client_connections_dropped).toBeGreaterThan(0);
+    expect(j.client_connections_dropped).toBeLessThanOrEqual(50);
+    expect(j.client_connections_opened).toBeGreaterThan(50);
+    expect(j.client_connections_opened).toBeLessThanOrEqual(100);
+    // Averaged over the run itself.
+    expect(Math.abs(j.throughput_qps * j.duration_seconds - j.successful_queries) / j.successful_queries).toBeLessThan(0.05);
+  });
+
+  test("after the restart the same pgbun reads as unrestarted again", async () => {
+    const j = json(await script("load-test.js", ["--duration", "1", "--concurrency", "5"], {}, at));
+    expect(j.pgbun_restarted).toBe(false);
+    expect(j.client_transactions).toBe(j.successful_queries / 4);
+  });
+});
+
+describe("load-stats.js: telling one pgbun process from the next", () => {
+  const at = (body: Record<string, unknown>, now: number) => processOf(body, now);
+
+  test("a different run_id is a restart even in the same pid (bun --watch reloads in place)", () => {
+    const a = at({ run_id: "a", started_at: "t1", pid: 7, uptime_seconds: 100 }, 1_000_000);
+    expect(restartedBetween(a, at({ run_id: "a", started_at: "t1", pid: 7, uptime_seconds: 101 }, 1_001_000))).toBe(false);
+    expect(restartedBetween(a, at({ run_id: "b", started_at: "t1", pid: 7, uptime_seconds: 101 }, 1_001_000))).toBe(true);
+  });
+
+  test("without run_id or started_at: a new pid, or a start time that moved, is a restart", () => {
+    const a = at({ pid: 7, uptime_seconds: 100 }, 1_000_000);
+    expect(restartedBetween(a, at({ pid: 8, uptime_seconds: 101 }, 1_001_000))).toBe(true);
+    expect(restartedBetween(a, at({ pid: 7, uptime_seconds: 100.9 }, 1_001_000))).toBe(false);
+    // Same pid, uptime 3 s although 1 s passed: it started again, even if the new uptime is no smaller than the old.
+    expect(restartedBetween(a, at({ pid: 7, uptime_seconds: 3 }, 1_001_000))).toBe(true);
+    expect(restartedBetween(at({ pid: 7, uptime_seconds: 1 }, 1_000_000), at({ pid: 7, uptime_seconds: 2 }, 1_005_000))).toBe(true);
   });
 });
