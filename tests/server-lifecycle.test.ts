@@ -113,7 +113,7 @@ test("a server that sent FATAL while idle is never handed to the next client, ev
   const sql = postgres(b.url("app", "apppass", "app"), { max: 1, prepare: false });
   try {
     for (let i = 0; i < 3; i++) {
-      const [{ pid }] = await sql`SELECT pg_backend_pid() AS pid`;
+      const pid = (await sql`SELECT pg_backend_pid() AS pid`)[0]!.pid as number;
       await pg.psql(`SELECT pg_terminate_backend(${pid}, 5000)`);
       await Bun.sleep(100);
       const answer = await Promise.race([sql`SELECT ${i}::int AS i`.then((r) => r[0]!.i), Bun.sleep(3000).then(() => "no answer in 3 s")]);

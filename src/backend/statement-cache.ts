@@ -2,7 +2,7 @@
 // client's named statements are carried out on it so that the client sees what PostgreSQL would have shown it.
 
 import { B_CLOSE_COMPLETE, F_BIND, F_CLOSE, F_DESCRIBE, F_FLUSH, F_PARSE } from "../protocol/tags.ts";
-import { closeStatement, describeStatementAndFlush, DOOMED_BIND, type PreparedInfo } from "../protocol/statements.ts";
+import { closeStatement, describeStatement, describeStatementAndFlush, DOOMED_BIND, parseWithTypes, type PreparedInfo } from "../protocol/statements.ts";
 import { errorResponse } from "../protocol/messages.ts";
 import { type Attachment, INTERNAL, type MadeUpReply, REPLACE_ERROR, ReplacedError } from "./reply-tracker.ts";
 import type { ServerConn } from "./server.ts";
@@ -33,8 +33,15 @@ export class ShapeCapture implements Attachment {
   }
 }
 
-/** What PostgreSQL answers when a prepared statement's result shape changed after it was described. */
-export const STALE_PLAN_ERROR = errorResponse({ severity: "ERROR", code: "0A000", message: "cached plan must not change result type" });
+/** What PostgreSQL answers when a prepared statement's result shape changed after it was described; drivers such as
+ *  postgres.js re-prepare on its routine, so it is named as PostgreSQL names it. */
+export const STALE_PLAN_ERROR = errorResponse({
+  severity: "ERROR",
+  code: "0A000",
+  message: "cached plan must not change result type",
+  file: "plancache.c",
+  routine: "RevalidateCachedQuery",
+});
 
 export class StatementCache {
   /** Statements prepared here by content name, least recently used first. */
@@ -102,6 +109,10 @@ export class StatementCache {
     });
     s.owner.stats.prepared_statements_prepared++;
     s.outbox!.send(info.parse);
+    // PostgreSQL fixes a statement's result shape when it is parsed; learn it now (the answer is swallowed), so that
+    // wherever the client uses it later, a server statement of another shape is refused as PostgreSQL would.
+    s.tracker.sent(F_DESCRIBE, INTERNAL, new ShapeCapture(stmt, info, null));
+    s.outbox!.send(describeStatement(name));
   }
 
   /**
@@ -135,7 +146,7 @@ export class StatementCache {
         },
       });
       s.owner.stats.prepared_statements_prepared++;
-      s.outbox!.send(info.parse);
+      s.outbox!.send(info.shape === null ? info.parse : parseWithTypes(info.parse, info.shape));
     }
     if (info.shape !== null && stmt.shape === null) {
       // Learn what this server's statement looks like before the client's request runs on it.

@@ -232,7 +232,7 @@ export class ClientConn implements FrameSink, LinkedClient {
       if (this.statements.has(name)) {
         return { kind: "fail", error: errorResponse({ severity: "ERROR", code: "42P05", message: `prepared statement "${name}" already exists` }) };
       }
-      const serverName = serverStatementName(buf, end, span);
+      const serverName = serverStatementName(buf, end, span, this.wanted.get("search_path"));
       const info: PreparedInfo = { serverName, parse: withStatementName(buf, start, end, span, serverName), shape: null };
       this.statements.set(name, info);
       const forget = () => {

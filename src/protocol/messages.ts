@@ -38,12 +38,17 @@ export interface ErrorFields {
   message: string;
   detail?: string;
   hint?: string;
+  /** Where in PostgreSQL's source the error comes from (F and R): drivers key retries on the routine. */
+  file?: string;
+  routine?: string;
 }
 
 function noticeLike(tag: number, f: ErrorFields): Uint8Array {
   w.start(tag).byte(0x53).cstr(f.severity).byte(0x56).cstr(f.severity).byte(0x43).cstr(f.code).byte(0x4d).cstr(f.message);
   if (f.detail) w.byte(0x44).cstr(f.detail);
   if (f.hint) w.byte(0x48).cstr(f.hint);
+  if (f.file) w.byte(0x46).cstr(f.file);
+  if (f.routine) w.byte(0x52).cstr(f.routine);
   return w.byte(0).end().take();
 }
 

@@ -39,14 +39,38 @@ export function withStatementName(buf: Uint8Array, start: number, end: number, s
   return w.end().take();
 }
 
-/** The server-side name of a statement: the same query text and parameter types get the same name on every server. */
-export function serverStatementName(buf: Uint8Array, end: number, span: [number, number]): string {
+/**
+ * The server-side name of a statement: the same query text and parameter types get the same name on every server.
+ * `scope` is what else decides what the text means, the client's search_path: PostgreSQL plans a statement with the
+ * search_path it was prepared under, so clients with different ones must not share it.
+ */
+export function serverStatementName(buf: Uint8Array, end: number, span: [number, number], scope = ""): string {
   const body = buf.subarray(span[1] + 1, end);
-  return "pgbun_" + Bun.hash(body).toString(36) + "_" + body.length.toString(36);
+  const hash = scope === "" ? Bun.hash(body) : Bun.hash(scope, Bun.hash(body));
+  return "pgbun_" + hash.toString(36) + "_" + body.length.toString(36);
 }
 
 export function closeStatement(name: string): Uint8Array {
   return new Writer(name.length + 8).start(F_CLOSE).byte(0x53).cstr(name).end().take();
+}
+
+/**
+ * A Parse (as built for a server) with every parameter type given, as the shape's ParameterDescription lists them:
+ * prepared elsewhere later, the statement keeps the types PostgreSQL inferred when the client prepared it.
+ */
+export function parseWithTypes(parse: Uint8Array, shape: string): Uint8Array {
+  const m = /^t((?::\d+)*);/.exec(shape);
+  if (m === null) return parse;
+  const oids = m[1]!.split(":").slice(1).map(Number);
+  const [name, afterName] = readCString(parse, 5, parse.length);
+  const [text] = readCString(parse, afterName, parse.length);
+  const w = new Writer(parse.length + oids.length * 4 + 8).start(F_PARSE).cstr(name).cstr(text).int16(oids.length);
+  for (const oid of oids) w.int32(oid);
+  return w.end().take();
+}
+
+export function describeStatement(name: string): Uint8Array {
+  return new Writer(name.length + 8).start(F_DESCRIBE).byte(0x53).cstr(name).end().take();
 }
 
 /** Describe of a statement, then Flush: PostgreSQL answers at once, without ending the implicit transaction. */
