@@ -24,6 +24,8 @@ export class Lifecycle implements Controller, HealthSource {
   private http: Server<undefined> | null = null;
   private timers: Array<() => void> = [];
   private stopping = false;
+  /** SIGTERM: idle clients are asked to leave; SHUTDOWN WAIT_FOR_CLIENTS lets them stay until they go on their own. */
+  private dismissIdle = false;
 
   constructor(
     config: Config,
@@ -85,7 +87,7 @@ export class Lifecycle implements Controller, HealthSource {
   private sweep(c: ClientConn): void {
     if (c.state !== "idle") return;
     const pool = c.pool as Pool | null;
-    if (this.stopping) c.fatal("57P01", "pgbun is shutting down");
+    if (this.dismissIdle) c.fatal("57P01", "pgbun is shutting down");
     else if (pool?.draining) c.fatal("57P01", `pgbun: database "${pool.spec.name}" was removed from the config`);
   }
 
@@ -175,6 +177,7 @@ export class Lifecycle implements Controller, HealthSource {
   gracefulStop(): void {
     if (this.stopping) return;
     this.stopping = true;
+    this.dismissIdle = true;
     this.listener?.stop(false);
     const limit = this.registry.settings.shutdown_timeout * 1000;
     const started = Date.now();

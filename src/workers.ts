@@ -3,6 +3,7 @@
 import type { Subprocess } from "bun";
 import type { Config, Settings } from "./config/schema.ts";
 import { log } from "./log.ts";
+import { RUN, RUN_ENV } from "./metrics/http.ts";
 
 export const WORKER_ENV = "PGBUN_WORKER_INDEX";
 
@@ -64,7 +65,8 @@ export async function superviseWorkers(settings: Settings): Promise<void> {
   const args = process.argv.slice(compiled ? 2 : 1).filter((a, i, all) => a !== "--listen" && all[i - 1] !== "--listen" && !a.startsWith("--listen="));
   for (let i = 0; i < count; i++) {
     const child: Subprocess = Bun.spawn([process.execPath, ...args, "--listen", `${settings.listen.host}:${port}`], {
-      env: { ...process.env, [WORKER_ENV]: String(i) },
+      // One run identity for all workers, so /stats pollers do not take a different worker for a restart.
+      env: { ...process.env, [WORKER_ENV]: String(i), [RUN_ENV]: JSON.stringify(RUN) },
       stdin: "ignore",
       stdout: "inherit",
       stderr: "inherit",

@@ -168,6 +168,17 @@ describe("control", () => {
     a.send(msg.query("COMMIT"));
     await a.untilReady();
     expect(await admin.untilReady(2, 3000)).toEqual(["C", "Z:I", "T", "D", "C", "Z:I"]);
+    // A Sync sent with PAUSE is answered after PAUSE's reply too, not at once.
+    admin.send(msg.query("RESUME app"));
+    expect(await admin.untilReady()).toEqual(["C", "Z:I"]);
+    a.send(msg.query("BEGIN"));
+    await a.untilReady();
+    admin.send(concat(msg.query("PAUSE app"), msg.sync()));
+    await expect(admin.untilReady(1, 300)).rejects.toThrow("timed out");
+    expect(admin.received).toEqual([]);
+    a.send(msg.query("COMMIT"));
+    await a.untilReady();
+    expect(await admin.untilReady(2, 3000)).toEqual(["C", "Z:I", "Z:I"]);
     admin.send(msg.query("RESUME app"));
     expect(await admin.untilReady()).toEqual(["C", "Z:I"]);
     a.close();

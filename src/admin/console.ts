@@ -48,6 +48,7 @@ export class AdminPool implements ClientPool {
   readonly mode: PoolMode = "session";
   readonly stats = new PoolStats();
   readonly name = "pgbun";
+  readonly local = true;
   readonly welcome = WELCOME;
   /** The last reply queued per client; the next one goes out after it. */
   private readonly replies = new WeakMap<ClientConn, Promise<void>>();

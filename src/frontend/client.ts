@@ -180,7 +180,7 @@ export class ClientConn implements FrameSink, LinkedClient {
         break;
       case F_SYNC:
         // A lone Sync from an unlinked client: the answer is known without borrowing a server.
-        if (this.server === null && this.nothingPending) {
+        if (this.server === null && this.nothingPending && !this.pool!.local) {
           this.outbox.send(READY_IDLE);
           return;
         }

@@ -10,6 +10,8 @@ export interface ClientPool {
   readonly mode: PoolMode;
   readonly stats: PoolStats;
   readonly name: string;
+  /** Answers every request itself, in order (the admin console): a lone Sync must queue behind what came before. */
+  readonly local?: boolean;
   /** The server parameters clients are shown at login; null until a server has logged in. */
   readonly welcome: Map<string, string> | null;
   /** Asks for a server login so that `welcome` becomes known; the pool then calls client.welcomed() or client.fatal(). */
