@@ -1,11 +1,12 @@
-// `bun run dev`: the compose stack without Docker, from local PostgreSQL binaries and pgbun under `bun --watch`.
+// `npm run dev`: the compose stack without Docker, from local PostgreSQL binaries and pgbun under `bun --watch`.
 // Data lives in volumes/pgdata; pgbun serves pgbun_session, pgbun_transaction and pgbun_statement on 127.0.0.1:6432.
 
 import { existsSync, mkdirSync, readdirSync, rmdirSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { findPgBin, startPostgres, type PgInstance } from "../tests/harness/postgres.ts";
 import { REPO_ROOT } from "../tests/harness/pgbun.ts";
-import { prepareStackDatabase, STACK_DATABASES, STACK_PASSWORD, STACK_USER, stackConfigText } from "../tests/harness/stack.ts";
+import { prepareStackDatabase, stackConfigText } from "../tests/harness/stack.ts";
+import { devBanner, missingBinaries } from "./dev-banner.ts";
 
 const pgPort = Number(process.env.PGBUN_DEV_PG_PORT ?? 55432);
 const listen = process.env.PGBUN_DEV_LISTEN ?? "127.0.0.1:6432";
@@ -20,13 +21,7 @@ const say = (line: string) => process.stdout.write(`pgbun dev: ${line}\n`);
 
 const missing = ["initdb", "pg_ctl", "postgres", "psql"].filter((name) => findPgBin(name) === null);
 if (missing.length > 0) {
-  process.stderr.write(
-    `pgbun dev: PostgreSQL's ${missing.join(", ")} not found (looked on PATH and in /usr/lib/postgresql/*/bin).\n` +
-      "  Install them: apt-get install -y postgresql (Debian, Ubuntu), brew install postgresql (macOS), or put their bin folder on PATH.\n" +
-      "  Or run pgbun against a server you already have:\n" +
-      "    bun src/main.ts --upstream postgres://USER:PASSWORD@HOST:5432/DB --pool-mode transaction --pool-size 5\n" +
-      "  Or use Docker: docker compose up -d --build\n",
-  );
+  process.stderr.write(missingBinaries(missing));
   process.exit(1);
 }
 
@@ -68,21 +63,7 @@ const pgbun = Bun.spawn([process.execPath, "--watch", "src/main.ts", "--config",
   stderr: "inherit",
 });
 
-const [host, port] = [listen.slice(0, listen.lastIndexOf(":")), listen.slice(listen.lastIndexOf(":") + 1)];
-const connect = (db: string) => `psql "postgres://${STACK_USER}:${STACK_PASSWORD}@${host}:${port}/${db}"`;
-process.stdout.write(
-  [
-    "",
-    `PostgreSQL  127.0.0.1:${pgPort}, data in volumes/pgdata    psql "postgres://${STACK_USER}:${STACK_PASSWORD}@127.0.0.1:${pgPort}/pgbun_test"`,
-    `pgbun       ${listen} (bun --watch: an edit in src/ restarts it), config volumes/pgbun.dev.toml`,
-    ...STACK_DATABASES.map((db) => `  ${db.replace("pgbun_", "").padEnd(12)} ${connect(db)}`),
-    `  admin        ${connect("pgbun")} -c "SHOW POOLS"`,
-    `  stats        curl http://${statsListen}/stats`,
-    `  load test    bun tests/load-test.js --mode=transaction      boundaries: bun tests/transaction-test.js --mode=transaction`,
-    "Ctrl-C stops pgbun and PostgreSQL.",
-    "",
-  ].join("\n"),
-);
+process.stdout.write(devBanner({ pgPort, listen, statsListen }));
 
 let stopping = false;
 async function stop(signal: "SIGINT" | "SIGTERM"): Promise<never> {

@@ -70,7 +70,19 @@ export function parseOptions(argv, env = process.env) {
 }
 
 export function helpText(script, what) {
-  const lines = [`${script}: ${what}`, "", "Flags (each also read from the environment variable shown):"];
+  const usage = [
+    [`npx bun tests/${script} [flags]`, "from the repository, after npm ci"],
+    ...(script === "load-test.js" ? [["npm run -s load-test -- [flags]", "the same; -s keeps npm's header off stdout"]] : []),
+    [`docker compose run --rm test-runner ${script} [flags]`, "in the Docker stack"],
+  ];
+  const lines = [
+    `${script}: ${what}`,
+    "",
+    "Usage:",
+    ...usage.map(([cmd, note]) => `  ${cmd.padEnd(62)} ${note}`),
+    "",
+    "Flags (each also read from the environment variable shown):",
+  ];
   for (const [flag, spec] of Object.entries(FLAGS)) {
     const def = spec.default === null ? "" : ` (default ${spec.default})`;
     lines.push(`  --${flag.padEnd(29)} ${envName(flag).padEnd(36)} ${spec.help}${def}`);
