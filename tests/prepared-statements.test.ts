@@ -186,19 +186,19 @@ describe("errors behave as on a direct connection", () => {
     a.close();
   });
 
-  test("after DDL, 'cached plan must not change result type' surfaces once and the next use works", async () => {
+  test("after DDL, 'cached plan must not change result type' comes on every use, as directly, until the client prepares again", async () => {
     await pg.psql("CREATE TABLE ddl (a int)", { user: "app", password: "apppass", db: "app" });
     const a = await client();
     a.send(concat(msg.parse("sel", "SELECT * FROM ddl"), msg.bind("", "sel"), msg.execute(), sync));
     expect(await rows(a)).toEqual(["1", "2", "C", "Z:I"]);
     await pg.psql("ALTER TABLE ddl ADD COLUMN b int", { user: "app", password: "apppass", db: "app" });
-    const seen: string[][] = [];
+    // PostgreSQL fixes a statement's columns when it is parsed: whichever server runs it, the client's stays stale.
     for (let i = 0; i < 3; i++) {
       a.send(concat(msg.bind("", "sel"), msg.execute(), sync));
-      seen.push(await rows(a));
+      expect(await rows(a)).toEqual(["E:0A000", "Z:I"]);
     }
-    // the first use on each server holding the old plan fails as PostgreSQL reports it; then it is prepared afresh
-    expect(seen.at(-1)).toEqual(["2", "C", "Z:I"]);
+    a.send(concat(msg.close("S", "sel"), msg.parse("sel", "SELECT * FROM ddl"), msg.bind("", "sel"), msg.execute(), sync));
+    expect(await rows(a)).toEqual(["3", "1", "2", "C", "Z:I"]);
     a.close();
   });
 });
