@@ -1,5 +1,6 @@
 // Encodes a small result set (RowDescription, DataRows, CommandComplete) for the admin console, as PostgreSQL would.
 
+import { B_COMMAND_COMPLETE, B_DATA_ROW, B_ROW_DESCRIPTION } from "../protocol/tags.ts";
 import { Writer } from "../protocol/writer.ts";
 
 export type Cell = string | number | bigint | boolean | null;
@@ -17,7 +18,7 @@ export const int8 = (name: string): Column => ({ name, type: "int8" });
 
 export function resultSet(columns: Column[], rows: Cell[][], command = `SHOW`): Uint8Array {
   const w = new Writer(4096);
-  w.start(0x54).int16(columns.length);
+  w.start(B_ROW_DESCRIPTION).int16(columns.length);
   for (const c of columns) {
     const size = c.type === "int8" ? 8 : c.type === "int4" ? 4 : -1;
     w.cstr(c.name).int32(0).int16(0).int32(OID[c.type]).int16(size).int32(-1).int16(0);
@@ -25,7 +26,7 @@ export function resultSet(columns: Column[], rows: Cell[][], command = `SHOW`): 
   w.end();
   const enc = new TextEncoder();
   for (const row of rows) {
-    w.start(0x44).int16(columns.length);
+    w.start(B_DATA_ROW).int16(columns.length);
     for (const cell of row) {
       if (cell === null) {
         w.int32(-1);
@@ -36,10 +37,10 @@ export function resultSet(columns: Column[], rows: Cell[][], command = `SHOW`): 
     }
     w.end();
   }
-  w.start(0x43).cstr(command === "SHOW" ? "SHOW" : command).end();
+  w.start(B_COMMAND_COMPLETE).cstr(command === "SHOW" ? "SHOW" : command).end();
   return w.take();
 }
 
 export function commandComplete(tag: string): Uint8Array {
-  return new Writer(64).start(0x43).cstr(tag).end().take();
+  return new Writer(64).start(B_COMMAND_COMPLETE).cstr(tag).end().take();
 }

@@ -2,6 +2,7 @@
 
 import { closeReason } from "../backend/close-reason.ts";
 import { clock } from "../clock.ts";
+import { TX_IDLE } from "../protocol/tags.ts";
 import type { ClientConn } from "../frontend/client.ts";
 import type { Registry } from "./registry.ts";
 
@@ -46,7 +47,7 @@ export function tick(reg: Registry, now: number): void {
       case "active": {
         const sv = c.server;
         if (sv === null) break;
-        if (s.idle_transaction_timeout > 0 && sv.tracker.owed === 0 && sv.tracker.txStatus !== 0x49 && now - sv.stateSince > ms(s.idle_transaction_timeout)) {
+        if (s.idle_transaction_timeout > 0 && sv.tracker.owed === 0 && sv.tracker.txStatus !== TX_IDLE && now - sv.stateSince > ms(s.idle_transaction_timeout)) {
           c.fatal("25P03", `pgbun: idle_transaction_timeout: transaction idle for more than ${s.idle_transaction_timeout}s`);
         } else if (s.query_timeout > 0 && sv.tracker.owed > 0 && now - sv.stateSince > ms(s.query_timeout)) {
           c.fatal("57014", `pgbun: query_timeout: query ran for more than ${s.query_timeout}s`);

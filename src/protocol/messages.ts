@@ -15,6 +15,7 @@ import {
   F_QUERY,
   F_TERMINATE,
   PROTOCOL_3_0,
+  TX_IDLE,
 } from "./tags.ts";
 import { readInt32, Writer } from "./writer.ts";
 
@@ -60,7 +61,7 @@ export function noticeResponse(f: ErrorFields): Uint8Array {
   return noticeLike(B_NOTICE_RESPONSE, f);
 }
 
-export const READY_IDLE = new Writer(8).start(B_READY_FOR_QUERY).byte(0x49).end().take();
+export const READY_IDLE = new Writer(8).start(B_READY_FOR_QUERY).byte(TX_IDLE).end().take();
 export const AUTH_OK_MSG = new Writer(16).start(B_AUTHENTICATION).int32(AUTH_OK).end().take();
 export const SSL_REFUSED = Uint8Array.of(0x4e); // 'N'
 
