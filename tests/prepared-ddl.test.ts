@@ -3,7 +3,7 @@
 // Each scenario runs twice with the same driver, once straight against PostgreSQL and once through pgbun in
 // transaction mode, and the two step-by-step outcomes must be equal: the same rows with the same JS (or Python)
 // values and types, the same SQLSTATE at the same step. Set PREPARED_DDL_SELF_CHECK=1 to run the second pass
-// directly too: every test must then pass as a plain test, which checks the scenarios themselves.
+// directly too, which checks the scenarios themselves.
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { SQL } from "bun";
@@ -195,20 +195,6 @@ const SCENARIOS: Scenario[] = [
     steps: [sel("A"), { hold: "A" }, sel("A"), { release: true }, alterToText("A"), sel("A"), { hold: "A" }, sel("A"), { release: true }, sel("A")],
   },
 ];
-
-// FIXME(issue 10 §1): enable when pgbun tracks statement shapes. These fail on the current code, each checked for
-// the difference the issue describes; flip one to test(...) by deleting its entry, or empty the table once the fix lands.
-const FAILING_NOW: Record<string, Array<Driver["name"]>> = {
-  "a client with another search_path infers its own table's parameter type": ["postgres.js", "Bun.sql"],
-  "a client moved to another server after DROP and CREATE never gets rows under its old description": ["postgres.js", "Bun.sql", "pgbench"],
-  "a client moved to another server after ALTER COLUMN TYPE never gets rows under its old description": ["postgres.js", "Bun.sql", "psycopg", "pgbench"],
-  "a client moved to another server after ADD COLUMN never gets select * rows under its old description": ["postgres.js", "Bun.sql", "psycopg", "pgbench"],
-  "a client moved to another server after ALTER COLUMN TYPE keeps its statement's parameter type": ["postgres.js", "Bun.sql", "psycopg", "pgbench"],
-  "a client moved onto a server whose statement was prepared under another search_path gets its own table": ["postgres.js", "Bun.sql", "psycopg", "pgbench"],
-  "0A000 after ALTER COLUMN TYPE comes as directly, and so does the driver's re-prepare": ["psycopg"],
-  "0A000 for select * after ADD COLUMN comes as directly, and so does the driver's re-prepare": ["psycopg"],
-  "a client moving between two servers that both hold its old plan sees the errors a direct connection shows": ["psycopg"],
-};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Drivers: one connection per scenario client, outcomes normalised to plain data that toEqual can compare.
@@ -496,9 +482,7 @@ const EXPECTED_DIRECT_ERRORS = /^(0A000|42804|ERROR: {2}(cached plan must not ch
 for (const driver of DRIVERS) {
   describe(`${driver.name}: through pgbun as directly`, () => {
     SCENARIOS.forEach((s, i) => {
-      const failing = !SELF_CHECK && (FAILING_NOW[s.name] ?? []).includes(driver.name);
-      // FIXME(issue 10 §1): enable when pgbun tracks statement shapes (entries in FAILING_NOW run as test.failing).
-      (failing ? test.failing : test)(s.name, async () => {
+      test(s.name, async () => {
         const t = `ddl${i}_${driver.name.replace(/\W/g, "").toLowerCase()}`;
         const direct = await play(s, driver, t, pg.port, false);
         for (const o of direct) {
