@@ -17,6 +17,7 @@ const base: CheckInFacts = {
   draining: false,
   overSize: false,
   expired: false,
+  unlistenDue: false,
 };
 
 type Row = [Partial<CheckInFacts>, string];
@@ -53,6 +54,14 @@ const table: Row[] = [
   [{ expired: true }, "close:server_lifetime"],
   [{ retire: true, expired: true }, "close:retired"],
   [{ txStatus: T, retire: true }, "keep"],
+  // a server that ran a client's LISTEN is cleaned of it before anyone else gets it
+  [{ unlistenDue: true }, "clean:unlisten"],
+  [{ unlistenDue: true, mode: "session" }, "keep"],
+  [{ unlistenDue: true, txStatus: T }, "keep"],
+  [{ client: "none", unlistenDue: true }, "clean:unlisten"],
+  [{ client: "left", unlistenDue: true }, "clean:unlisten"],
+  [{ client: "left", unlistenDue: true, resetDue: true }, "clean:reset+unlisten"],
+  [{ client: "left", unlistenDue: true, txStatus: T }, "clean:rollback+unlisten"],
   // the client left
   [{ client: "left" }, "release"],
   [{ client: "left", mode: "session" }, "release"],
@@ -80,7 +89,7 @@ function show(f: CheckInFacts): string {
     case "close":
       return `close:${d.reason.code}`;
     case "clean":
-      return `clean:${[d.rollback ? "rollback" : "", d.reset ? "reset" : ""].filter(Boolean).join("+")}`;
+      return `clean:${[d.rollback ? "rollback" : "", d.reset ? "reset" : "", d.unlisten ? "unlisten" : ""].filter(Boolean).join("+")}`;
     default:
       return d.action;
   }

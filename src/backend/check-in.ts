@@ -27,6 +27,8 @@ export interface CheckInFacts {
   overSize: boolean;
   /** Older than server_lifetime. */
   expired: boolean;
+  /** A client ran LISTEN on it: UNLISTEN * before another client gets it. */
+  unlistenDue: boolean;
 }
 
 export type CheckIn =
@@ -36,8 +38,8 @@ export type CheckIn =
   | { readonly action: "release" }
   /** Statement mode: a transaction block was left open. The client is told, the server rolled back, then checked in again. */
   | { readonly action: "refuse" }
-  /** The client left: roll back and/or run the reset query, then check in again. */
-  | { readonly action: "clean"; readonly rollback: boolean; readonly reset: boolean }
+  /** Before anyone else gets it: roll back, run the reset query and/or UNLISTEN *, then check in again. */
+  | { readonly action: "clean"; readonly rollback: boolean; readonly reset: boolean; readonly unlisten: boolean }
   /** Out of reach until the cancels sent for it have landed, then checked in again. */
   | { readonly action: "wait" }
   | { readonly action: "close"; readonly reason: CloseReason };
@@ -46,11 +48,9 @@ const KEEP: CheckIn = { action: "keep" };
 const RELEASE: CheckIn = { action: "release" };
 const REFUSE: CheckIn = { action: "refuse" };
 const WAIT: CheckIn = { action: "wait" };
-const CLEAN = [
-  { action: "clean", rollback: false, reset: true },
-  { action: "clean", rollback: true, reset: false },
-  { action: "clean", rollback: true, reset: true },
-] as const satisfies CheckIn[];
+/** The clean actions, indexed by rollback | reset << 1 | unlisten << 2. */
+const CLEAN: CheckIn[] = Array.from({ length: 8 }, (_, i) => ({ action: "clean", rollback: (i & 1) !== 0, reset: (i & 2) !== 0, unlisten: (i & 4) !== 0 }));
+const clean = (rollback: boolean, reset: boolean, unlisten: boolean) => CLEAN[(rollback ? 1 : 0) | (reset ? 2 : 0) | (unlisten ? 4 : 0)]!;
 const close = (code: Parameters<typeof closeReason>[0]): CheckIn => ({ action: "close", reason: closeReason(code) });
 const CLOSE = {
   fatal: close("server_fatal"),
@@ -72,13 +72,14 @@ export function checkIn(f: CheckInFacts): CheckIn {
       break;
     case "left":
       if (!f.quiet) return CLOSE.midRequest;
-      if (!idle || f.resetDue) return CLEAN[(idle ? 0 : 1) + (f.resetDue && !idle ? 1 : 0)]!;
+      if (!idle || f.resetDue || f.unlistenDue) return clean(!idle, f.resetDue, f.unlistenDue);
       break;
     case "none":
       if (!f.quiet) return KEEP;
       if (!idle) return CLOSE.leftOpen;
       break;
   }
+  if (f.unlistenDue) return clean(false, false, true);
   if (f.cancelsInFlight > 0) return WAIT;
   if (f.retire) return CLOSE.retired;
   if (f.draining) return CLOSE.draining;

@@ -5,6 +5,7 @@ import type { Outbox } from "../net/outbox.ts";
 import type { PoolStats } from "../pool/stats.ts";
 import type { CloseReason } from "./close-reason.ts";
 import type { ServerConn } from "./server.ts";
+import type { ClientListens } from "../notify/client-listens.ts";
 
 /** connecting: logging in; idle: in the pool; active: linked to a client; cleanup: no client, finishing a rollback,
  *  reset or cancel before it may serve again; closed: gone. */
@@ -31,6 +32,8 @@ export interface ServerOwner {
   serverFree(s: ServerConn): void;
   serverLoginFailed(s: ServerConn, reason: string): void;
   serverClosed(s: ServerConn, reason: CloseReason): void;
+  /** A NotificationResponse arrived; true when the owner took it (it is then not forwarded to the linked client). */
+  notification(s: ServerConn, buf: Uint8Array, start: number, end: number): boolean;
 }
 
 /** The client linked to a server, as the server sees it. */
@@ -38,6 +41,8 @@ export interface LinkedClient {
   readonly id: number;
   readonly outbox: Outbox;
   readonly wanted: Map<string, string>;
+  /** Its LISTENs, in transaction and statement mode; null until it sends one. */
+  readonly listens: ClientListens | null;
   /** A signature of `wanted`: clients with equal keys need no SET between them. */
   paramsKey(): string;
   /** Changes one wanted parameter (undefined removes it). */

@@ -15,6 +15,7 @@ import {
   B_COMMAND_COMPLETE,
   B_ERROR_RESPONSE,
   B_NO_DATA,
+  B_NOTIFICATION_RESPONSE,
   B_PARAMETER_DESCRIPTION,
   B_PARAMETER_STATUS,
   B_READY_FOR_QUERY,
@@ -36,6 +37,7 @@ import { ShapeCapture, StatementCache } from "./statement-cache.ts";
 export type { LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
 
 let nextServerId = 1;
+const UNLISTEN_ALL = query("UNLISTEN *");
 const utf8 = new TextDecoder();
 
 const handlers: SocketHandler<ServerConn> = {
@@ -79,6 +81,7 @@ const facts: CheckInFacts = {
   draining: false,
   overSize: false,
   expired: false,
+  unlistenDue: false,
 };
 
 export class ServerConn implements FrameSink {
@@ -112,6 +115,8 @@ export class ServerConn implements FrameSink {
   private dead = false;
   /** A FATAL from the server was forwarded to the linked client, so the client already knows why. */
   private fatalForwarded = false;
+  /** A client ran LISTEN here: UNLISTEN * before anyone else gets the server. */
+  private listened = false;
   /** Reading paused because the linked client's outbox is full. */
   private readPaused = false;
   /** The client's requests wait (in the client) until a statement's shape on this server is known. */
@@ -187,8 +192,13 @@ export class ServerConn implements FrameSink {
         const severity = f.get("V") ?? f.get("S");
         if (severity === "FATAL" || severity === "PANIC") this.dead = true;
         this.statements.onError(f.get("C") ?? "", this.lastError, this.tracker.headAttached);
+        if (this.client?.listens?.active) this.client.listens.aborted();
         break;
       }
+      case B_NOTIFICATION_RESPONSE:
+        // Transaction pooling hands notifications out through the pool's listening connection only.
+        if (this.owner.notification(this, buf, start, end)) return;
+        break;
       case B_PARAMETER_DESCRIPTION:
       case B_ROW_DESCRIPTION:
       case B_NO_DATA: {
@@ -197,6 +207,7 @@ export class ServerConn implements FrameSink {
         break;
       }
       case B_COMMAND_COMPLETE:
+        if (end - start === 12 || end - start === 14) this.listenCommand(buf, start, end);
         // DISCARD ALL and DEALLOCATE ALL drop every statement on this server, whoever sent them.
         if (buf[start + 5] === 0x44 && (end - start === 17 || end - start === 20)) {
           const text = utf8.decode(buf.subarray(start + 5, end - 1));
@@ -246,6 +257,7 @@ export class ServerConn implements FrameSink {
       this.requestStartedAt = 0;
     }
     if (status === TX_IDLE) this.owner.stats.xact_count++;
+    client.listens?.ready(status);
     const d = this.checkIn();
     if (d.action !== "refuse") {
       this.owner.stats.bytes_sent += end - start;
@@ -253,6 +265,16 @@ export class ServerConn implements FrameSink {
     }
     this.sendMadeUp();
     this.act(d);
+  }
+
+  /** CommandComplete of LISTEN, UNLISTEN or ROLLBACK: the client's channels change only if its transaction commits. */
+  private listenCommand(buf: Uint8Array, start: number, end: number): void {
+    const text = utf8.decode(buf.subarray(start + 5, end - 1));
+    if (text === "LISTEN") this.listened = true;
+    const l = this.client?.listens;
+    if (l == null) return;
+    if (text === "LISTEN" || text === "UNLISTEN") l.completed();
+    else if (text === "ROLLBACK" && l.active) l.aborted();
   }
 
   /** Sends the made-up replies that have reached the head of the reply order. */
@@ -287,6 +309,7 @@ export class ServerConn implements FrameSink {
     facts.draining = this.owner.draining;
     facts.overSize = this.owner.overSize();
     facts.expired = this.owner.expired(this);
+    facts.unlistenDue = this.listened;
     return checkIn(facts);
   }
 
@@ -314,11 +337,11 @@ export class ServerConn implements FrameSink {
         const c = this.client!;
         this.unlink();
         c.errorAndReady("25P01", "transaction blocks not allowed in statement pooling mode");
-        this.clean(true, false);
+        this.clean(true, false, this.listened);
         return;
       }
       case "clean":
-        this.clean(d.rollback, d.reset);
+        this.clean(d.rollback, d.reset, d.unlisten);
         return;
       case "wait":
         this.unlink();
@@ -331,11 +354,15 @@ export class ServerConn implements FrameSink {
   }
 
   /** Runs the rollback and/or reset query with no client linked; the ReadyForQuery that ends them checks in again. */
-  private clean(rollback: boolean, reset: boolean): void {
+  private clean(rollback: boolean, reset: boolean, unlisten: boolean): void {
     this.unlink();
     this.owner.changeState(this, "cleanup");
     if (rollback) this.sendInternal(query("ROLLBACK"), NO_REPLY);
     if (reset && this.owner.resetQuery) this.sendInternal(query(this.owner.resetQuery), new ResetDone(this));
+    if (unlisten) {
+      this.listened = false;
+      this.sendInternal(UNLISTEN_ALL, NO_REPLY);
+    }
     if (this.tracker.quiet) this.decide();
   }
 
@@ -408,6 +435,11 @@ export class ServerConn implements FrameSink {
     const changes = paramChanges(client.wanted, this.reported, this.setByUs);
     for (const c of changes) this.sendInternal(query(changeSql(c)), new ParamSync(this, c, client));
     this.syncedKey = changes.length === 0 ? key : null;
+  }
+
+  /** Runs SQL of pgbun's own (the listening connection's LISTEN/UNLISTEN); its replies are swallowed. */
+  runInternal(sql: string): void {
+    this.sendInternal(query(sql), NO_REPLY);
   }
 
   /** Sends a Query pgbun makes itself; its replies are swallowed and handed to `req`. */

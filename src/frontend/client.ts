@@ -33,6 +33,10 @@ import {
 } from "../protocol/tags.ts";
 import type { ClientContext, ClientPool } from "./context.ts";
 import { Login } from "./login.ts";
+import { ClientListens, MAX_PENDING_NOTIFICATIONS } from "../notify/client-listens.ts";
+import type { ListenHub } from "../notify/hub.ts";
+import { listenOps } from "../notify/listen-sql.ts";
+import { readCString } from "../protocol/messages.ts";
 
 /** CloseComplete for a name the client never prepared: PostgreSQL answers that too, without an error. */
 const CLOSE_UNKNOWN: MadeUpReply = closeCompleteFor(() => {});
@@ -91,6 +95,10 @@ export class ClientConn implements FrameSink, LinkedClient {
   private pending: Array<Uint8Array | StatementAction> = [];
   /** Messages arriving while no server is linked, gathered per chunk before they join `pending`. */
   private readonly waiting = new ForwardRange();
+  /** Transaction and statement mode: the pool's listening connection, which LISTEN goes through. */
+  private hub: ListenHub | null = null;
+  /** This client's LISTENs; null until it sends one. */
+  listens: ClientListens | null = null;
   /** Transaction and statement mode: protocol-level named statements are renamed and followed across servers. */
   private rewrite = false;
   /** This client's named statements: its name -> the server-side name and the Parse that creates it. */
@@ -121,6 +129,13 @@ export class ClientConn implements FrameSink, LinkedClient {
     return this.wantedKey;
   }
 
+  /** paramsKey() without application_name, which changes no statement's meaning: what server statements are scoped by. */
+  private statementScope(): string {
+    const key = this.paramsKey();
+    const app = this.wanted.get("application_name");
+    return app === undefined ? key : key.replace("application_name=" + app + "\u0000", "");
+  }
+
   setWanted(name: string, value: string | undefined): void {
     if (value === undefined) this.wanted.delete(name);
     else this.wanted.set(name, value);
@@ -130,6 +145,73 @@ export class ClientConn implements FrameSink, LinkedClient {
   /** Our queue towards this client is full (it reads slowly): its server, whichever it is, stops reading. */
   private onPressure(on: boolean): void {
     this.server?.clientPressure(on);
+    if (!on && this.server === null) this.deliverHeld();
+  }
+
+  /** Spots LISTEN and UNLISTEN on their way to the server (simple Query, or Parse, Bind and Execute of one). */
+  private watchListen(tag: number, buf: Uint8Array, start: number, end: number): void {
+    let l = this.listens;
+    if (tag === F_QUERY || tag === F_PARSE) {
+      let at = start + 5;
+      let name = "";
+      if (tag === F_PARSE) {
+        const nul = buf.indexOf(0, at);
+        name = utf8.decode(buf.subarray(at, nul));
+        at = nul + 1;
+      }
+      while (at < end && (buf[at] === 0x20 || buf[at] === 0x0a || buf[at] === 0x09 || buf[at] === 0x0d)) at++;
+      const first = buf[at]! | 0x20;
+      // Only text starting with l or u, or holding several statements, can be a LISTEN: decode nothing else.
+      const ops = first === 0x6c || first === 0x75 || (tag === F_QUERY && buf.indexOf(0x3b, at) >= 0 && buf.indexOf(0x3b, at) < end)
+        ? listenOps(readCString(buf, at, end)[0])
+        : null;
+      if (ops === null) {
+        if (tag === F_PARSE && l !== null && l.statements.size > 0) l.statements.delete(name);
+        return;
+      }
+      l ??= this.listens = new ClientListens(this.hub!, this);
+      if (tag === F_QUERY) l.sent(ops);
+      else l.statements.set(name, ops);
+      return;
+    }
+    if (l === null) return;
+    if (tag === F_BIND && (l.statements.size > 0 || l.portals.size > 0)) {
+      const [portal, next] = readCString(buf, start + 5, end);
+      const ops = l.statements.get(readCString(buf, next, end)[0]);
+      if (ops !== undefined) l.portals.set(portal, ops);
+      else l.portals.delete(portal);
+    } else if (tag === F_EXECUTE && l.portals.size > 0) {
+      const ops = l.portals.get(readCString(buf, start + 5, end)[0]);
+      if (ops !== undefined) l.sent(ops);
+    }
+  }
+
+  /** A notification for one of this client's channels: at once when it is between transactions, else when it is. */
+  notify(bytes: Uint8Array): void {
+    if (this.state === "closed") return;
+    if (this.server === null && !this.outbox.pressured) {
+      this.pool!.stats.notifications_delivered++;
+      this.outbox.send(bytes);
+      return;
+    }
+    if (this.listens!.hold(bytes)) return;
+    this.pool!.stats.notification_clients_dropped++;
+    this.fatal(
+      "54000",
+      `pgbun: more than ${MAX_PENDING_NOTIFICATIONS} notifications or 1 MiB of them waited for this client (it reads too slowly or stays in a transaction); reconnect and LISTEN again`,
+    );
+  }
+
+  notificationsLost(why: string): void {
+    this.listens?.leave();
+    this.fatal("08006", `pgbun: the connection that listens for notifications was lost (${why}); notifications may have been missed: reconnect and LISTEN again`);
+  }
+
+  private deliverHeld(): void {
+    const held = this.listens?.takeHeld();
+    if (held == null) return;
+    this.pool!.stats.notifications_delivered += held.length;
+    for (const b of held) this.outbox.send(b);
   }
 
   pauseReading(on: boolean): void {
@@ -197,6 +279,7 @@ export class ClientConn implements FrameSink, LinkedClient {
       default:
         throw new ProtocolError(`invalid frontend message type ${tag} ('${String.fromCharCode(tag)}')`);
     }
+    if (this.hub !== null && (tag === F_QUERY || tag === F_PARSE || tag === F_BIND || tag === F_EXECUTE)) this.watchListen(tag, buf, start, end);
     if (this.rewrite && (tag === F_PARSE || tag === F_BIND || tag === F_DESCRIBE || tag === F_CLOSE || tag === F_QUERY)) {
       const action = tag === F_QUERY ? sqlStatementCommand(this, buf, start, end) : this.statementAction(tag, buf, start, end);
       if (action !== null) {
@@ -232,7 +315,8 @@ export class ClientConn implements FrameSink, LinkedClient {
       if (this.statements.has(name)) {
         return { kind: "fail", error: errorResponse({ severity: "ERROR", code: "42P05", message: `prepared statement "${name}" already exists` }) };
       }
-      const serverName = serverStatementName(buf, end, span, this.wanted.get("search_path"));
+      // Settings that change what the text means (search_path, DateStyle, TimeZone...) are part of its identity.
+      const serverName = serverStatementName(buf, end, span, this.statementScope());
       const info: PreparedInfo = { serverName, parse: withStatementName(buf, start, end, span, serverName), shape: null };
       this.statements.set(name, info);
       const forget = () => {
@@ -346,6 +430,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.server = null;
     // The server's queue may have paused us (a fast COPY); that server is no longer ours to wait for.
     if (this.readPaused && this.pendingBytes <= HIGH_WATER) this.pauseReading(false);
+    if (this.listens !== null && !this.outbox.pressured) this.deliverHeld();
     if (this.state === "active") {
       this.state = "idle";
       this.since = clock.now;
@@ -357,6 +442,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.login = null;
     this.pool = pool;
     this.rewrite = pool.mode !== "session" && this.ctx.settings.max_prepared_statements > 0;
+    if (pool.mode !== "session" && pool.listenHub !== undefined) this.hub = pool.listenHub();
     pool.clientJoined(this);
     if (pool.welcome) this.welcomed(pool.welcome);
     else pool.awaitWelcome(this);
@@ -436,6 +522,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.pending = [];
     this.waiting.clear();
     if (this.pid !== 0) this.ctx.cancelKeys.release(this.pid);
+    this.listens?.leave();
     if (this.pool) this.pool.clientLeft(this);
     this.server = null;
     this.ctx.clientClosed(this);

@@ -79,6 +79,7 @@ export function tick(reg: Registry, now: number): void {
       if (!idleTooLong && !tooOld) break;
       sv.close(closeReason(tooOld ? "server_lifetime" : "server_idle_timeout"));
     }
+    pool.tickHub(now);
     if (!pool.paused && !pool.draining && pool.welcome !== null) {
       while (pool.servers.size < pool.spec.minSize && pool.lastErrorAt < now - 1000) pool.launch();
     }

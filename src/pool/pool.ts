@@ -9,6 +9,7 @@ import type { ClientPool } from "../frontend/context.ts";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
 import { Fifo } from "./fifo.ts";
+import { ListenHub } from "../notify/hub.ts";
 import { PoolStats } from "./stats.ts";
 
 export interface PoolSpec {
@@ -43,6 +44,8 @@ export class Pool implements ServerOwner, ClientPool {
   paused = false;
   /** Removed from the config (or DISABLEd): refuse new clients, close servers as they come back. */
   draining = false;
+  /** The listening connection for LISTEN in transaction and statement mode; made on first use. */
+  private hub: ListenHub | null = null;
 
   constructor(
     public spec: PoolSpec,
@@ -106,6 +109,27 @@ export class Pool implements ServerOwner, ClientPool {
         this.servers.delete(s);
         break;
     }
+  }
+
+  /** Pool servers' notifications: passed on in session mode; otherwise only the listening connection's count. */
+  notification(): boolean {
+    return this.mode !== "session";
+  }
+
+  /** The pool's listening connection (transaction and statement mode). */
+  listenHub(): ListenHub {
+    return (this.hub ??= new ListenHub(this.spec.target, this.stats, () => this.maxPacketSize));
+  }
+
+  /** The janitor's tick for the listening connection. */
+  tickHub(now: number): void {
+    if (this.hub === null) return;
+    if (this.draining) this.hub.close();
+    else this.hub.tick(now);
+  }
+
+  get listenSubscribers(): number {
+    return this.hub?.subscribers ?? 0;
   }
 
   overSize(): boolean {

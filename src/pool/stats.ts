@@ -27,4 +27,8 @@ export class PoolStats {
   prepared_statements_hits = 0;
   prepared_statements_misses = 0;
   prepared_statements_evictions = 0;
+  // LISTEN in transaction and statement mode.
+  notifications_delivered = 0;
+  /** Clients disconnected because their unread notifications passed the bound. */
+  notification_clients_dropped = 0;
 }

@@ -41,8 +41,9 @@ export function withStatementName(buf: Uint8Array, start: number, end: number, s
 
 /**
  * The server-side name of a statement: the same query text and parameter types get the same name on every server.
- * `scope` is what else decides what the text means, the client's search_path: PostgreSQL plans a statement with the
- * search_path it was prepared under, so clients with different ones must not share it.
+ * `scope` is what else decides what the text means, the client's settings: PostgreSQL plans a statement with the
+ * search_path it was prepared under, and folds constants with its DateStyle and TimeZone, so clients whose settings
+ * differ must not share it.
  */
 export function serverStatementName(buf: Uint8Array, end: number, span: [number, number], scope = ""): string {
   const body = buf.subarray(span[1] + 1, end);

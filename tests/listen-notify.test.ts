@@ -1,0 +1,245 @@
+// LISTEN/NOTIFY through transaction pooling: one listening connection per pool, notifications to every subscriber
+// in order, only between transactions, never from rolled-back transactions, and never leaking to the next client.
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import postgres from "postgres";
+import { startPostgres, type PgInstance } from "./harness/postgres.ts";
+import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
+import { concat, errorCode, msg, RawClient, type Msg } from "./harness/raw-client.ts";
+
+let pg: PgInstance;
+let bouncer: PgbunProcess;
+
+beforeAll(async () => {
+  pg = await startPostgres();
+  bouncer = await startPgbun(["--upstream", pg.url("app", "apppass", "app"), "--pool-mode", "transaction", "--pool-size", "2"]);
+});
+
+afterAll(async () => {
+  await bouncer.stop();
+  await pg.stop();
+});
+
+const url = () => bouncer.url("app", "apppass", "app");
+
+async function until(cond: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(10);
+  }
+}
+
+/** A NotificationResponse's fields. */
+function notification(m: Msg): { pid: number; channel: string; payload: string } {
+  const pid = new DataView(m.body.buffer, m.body.byteOffset).getInt32(0);
+  const text = new TextDecoder().decode(m.body.subarray(4));
+  const [channel, payload] = text.split("\0");
+  return { pid, channel: channel!, payload: payload! };
+}
+
+async function rawClient(): Promise<RawClient> {
+  const c = await RawClient.connect(bouncer.port);
+  await c.login("app", "app", "apppass");
+  return c;
+}
+
+test("postgres.js: five listeners on a pool of two each get every notification, in order, with the sender's pid", async () => {
+  const listeners = Array.from({ length: 5 }, () => postgres(url(), { max: 1 }));
+  const got: string[][] = listeners.map(() => []);
+  await Promise.all(listeners.map((sql, i) => sql.listen("jobs", (payload) => got[i]!.push(payload))));
+  const sender = postgres(url(), { max: 1 });
+  const pids: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const [row] = await sender.begin(async (tx) => {
+      await tx`SELECT pg_notify('jobs', ${"job " + i})`;
+      return tx`SELECT pg_backend_pid() AS pid`;
+    });
+    pids.push(row!.pid as number);
+  }
+  await until(() => got.every((g) => g.length === 20));
+  const want = Array.from({ length: 20 }, (_, i) => "job " + i);
+  for (const g of got) expect(g).toEqual(want);
+  // the pid is PostgreSQL's: check it with a raw listener
+  const raw = await rawClient();
+  raw.send(msg.query("LISTEN jobs"));
+  expect(await raw.untilReady()).toEqual(["C", "Z:I"]);
+  const [row] = await sender.begin(async (tx) => {
+    await tx`NOTIFY jobs, 'with pid'`;
+    return tx`SELECT pg_backend_pid() AS pid`;
+  });
+  const n = notification(await raw.next());
+  expect(n).toEqual({ pid: row!.pid as number, channel: "jobs", payload: "with pid" });
+  raw.close();
+  await Promise.all([...listeners, sender].map((s) => s.end()));
+});
+
+test("a notification sent in a rolled-back transaction is never delivered; UNLISTEN stops delivery", async () => {
+  const raw = await rawClient();
+  raw.send(msg.query("LISTEN a; LISTEN b"));
+  expect(await raw.untilReady()).toEqual(["C", "C", "Z:I"]);
+  const sender = postgres(url(), { max: 1 });
+  await sender`BEGIN`.catch(() => {});
+  await sender.begin(async (tx) => {
+    await tx`NOTIFY a, 'rolled back'`;
+    await tx`ROLLBACK`.catch(() => {});
+    throw new Error("roll back");
+  }).catch(() => {});
+  await sender`NOTIFY a, 'kept'`;
+  const n = notification(await raw.next());
+  expect(n.payload).toBe("kept");
+  raw.send(msg.query("UNLISTEN a"));
+  expect(await raw.untilReady()).toEqual(["C", "Z:I"]);
+  await sender`NOTIFY a, 'after unlisten'`;
+  await sender`NOTIFY b, 'still on b'`;
+  const next = notification(await raw.next());
+  expect(next).toMatchObject({ channel: "b", payload: "still on b" });
+  raw.send(msg.query("UNLISTEN *"));
+  expect(await raw.untilReady()).toEqual(["C", "Z:I"]);
+  await sender`NOTIFY b, 'after unlisten all'`;
+  await Bun.sleep(200);
+  expect(raw.received).toEqual([]);
+  raw.close();
+  await sender.end();
+});
+
+test("a LISTEN inside a rolled-back transaction never takes effect; one inside a committed one does", async () => {
+  const raw = await rawClient();
+  raw.send(msg.query("BEGIN; LISTEN gone; ROLLBACK"));
+  await raw.untilReady();
+  raw.send(msg.query("BEGIN; LISTEN kept; COMMIT"));
+  await raw.untilReady();
+  const sender = postgres(url(), { max: 1 });
+  await sender`NOTIFY gone, 'x'`;
+  await sender`NOTIFY kept, 'y'`;
+  const n = notification(await raw.next());
+  expect(n).toMatchObject({ channel: "kept", payload: "y" });
+  await Bun.sleep(150);
+  expect(raw.received).toEqual([]);
+  raw.close();
+  await sender.end();
+});
+
+test("a client in a transaction gets notifications only when it ends, never inside a reply", async () => {
+  const raw = await rawClient();
+  raw.send(msg.query("LISTEN during"));
+  await raw.untilReady();
+  raw.send(msg.query("BEGIN"));
+  expect(await raw.untilReady()).toEqual(["C", "Z:T"]);
+  const sender = postgres(url(), { max: 1 });
+  await sender`NOTIFY during, 'one'`;
+  await Bun.sleep(150);
+  expect(raw.received).toEqual([]);
+  raw.send(msg.query("SELECT 1"));
+  expect(await raw.untilReady()).toEqual(["T", "D", "C", "Z:T"]);
+  raw.send(msg.query("COMMIT"));
+  expect(await raw.untilReady()).toEqual(["C", "Z:I"]);
+  expect(notification(await raw.next()).payload).toBe("one");
+  raw.close();
+  await sender.end();
+});
+
+test("extended protocol LISTEN (Parse/Bind/Execute) works too", async () => {
+  const raw = await rawClient();
+  raw.send(concat(msg.parse("", 'LISTEN "Ext Chan"'), msg.bind("", ""), msg.execute(), msg.sync()));
+  expect(await raw.untilReady()).toEqual(["1", "2", "C", "Z:I"]);
+  const sender = postgres(url(), { max: 1 });
+  await sender`SELECT pg_notify('Ext Chan', 'quoted')`;
+  expect(notification(await raw.next())).toMatchObject({ channel: "Ext Chan", payload: "quoted" });
+  raw.close();
+  await sender.end();
+});
+
+test("LISTEN never leaks: the next client on that server hears nothing and sees no channels", async () => {
+  const one = await RawClient.connect(bouncer.port);
+  await one.login("app", "app", "apppass");
+  one.send(msg.query("LISTEN leak; SELECT pg_backend_pid()"));
+  await one.untilReady();
+  one.close();
+  // Every server of the pool: none listens on anything.
+  const sql = postgres(url(), { max: 1, prepare: false });
+  for (let i = 0; i < 6; i++) {
+    const rows = await sql`SELECT count(*)::int AS n FROM pg_listening_channels()`;
+    expect(rows[0]!.n).toBe(0);
+  }
+  await sql.end();
+});
+
+test("psycopg's notifies() receives through transaction pooling", async () => {
+  const script = `
+import psycopg, sys
+conn = psycopg.connect(sys.argv[1], autocommit=True)
+conn.execute("LISTEN py")
+print("ready", flush=True)
+got = []
+for n in conn.notifies():
+    got.append(n.payload)
+    if len(got) == 3:
+        break
+print(",".join(got), flush=True)
+`;
+  const proc = Bun.spawn(["/usr/bin/python3", "-c", script, `host=127.0.0.1 port=${bouncer.port} dbname=app user=app password=apppass`], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const reader = proc.stdout.getReader();
+  let out = "";
+  while (!out.includes("ready")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+  }
+  expect(out).toContain("ready");
+  const sender = postgres(url(), { max: 1 });
+  for (const p of ["x", "y", "z"]) await sender`SELECT pg_notify('py', ${p})`;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    out += new TextDecoder().decode(value);
+  }
+  const timer = setTimeout(() => proc.kill(), 10_000);
+  await proc.exited;
+  clearTimeout(timer);
+  expect(out.trim().split("\n").at(-1)).toBe("x,y,z");
+  await sender.end();
+});
+
+test("a listener that does not read is disconnected once too much waits; the others get everything", async () => {
+  const slow = await rawClient();
+  slow.send(msg.query("LISTEN flood"));
+  await slow.untilReady();
+  slow.pauseReading(true);
+  const fast = await rawClient();
+  fast.send(msg.query("LISTEN flood"));
+  await fast.untilReady();
+  const sender = postgres(url(), { max: 1 });
+  // Distinct payloads: PostgreSQL folds identical notifications of one transaction into one.
+  // About 28 MB: more than the kernel's socket buffers take, so it backs up into pgbun.
+  await sender`SELECT pg_notify('flood', ${"p".repeat(7000)} || g) FROM generate_series(1, 4000) AS g`;
+  await until(() => fast.received.filter((m) => m.tag === "A").length === 4000, 20_000);
+  slow.pauseReading(false);
+  await slow.waitClosed(10_000);
+  const errors = slow.received.filter((m) => m.tag === "E").map(errorCode);
+  expect(errors).toEqual(["54000"]);
+  fast.close();
+  await sender.end();
+});
+
+test("the listening connection killed: subscribers are told and postgres.js listens again; delivery resumes", async () => {
+  const sql = postgres(url(), { max: 1 });
+  const got: string[] = [];
+  await sql.listen("phoenix", (p) => got.push(p));
+  const raw = await rawClient();
+  raw.send(msg.query("LISTEN phoenix"));
+  await raw.untilReady();
+  await pg.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%phoenix%'");
+  await raw.waitClosed();
+  const told = raw.received.filter((m) => m.tag === "E").map(errorCode);
+  expect(told).toEqual(["08006"]);
+  const sender = postgres(url(), { max: 1 });
+  await until(() => {
+    void sender`SELECT pg_notify('phoenix', 'again')`.catch(() => {});
+    return got.includes("again");
+  }, 10_000);
+  await Promise.all([sql.end(), sender.end()]);
+});
