@@ -75,3 +75,14 @@ test("psql sees its own client_encoding and application_name", async () => {
   });
   expect((await new Response(proc.stdout).text()).trim()).toBe("from-psql");
 });
+
+test("a list setting given at startup (search_path=a,b) keeps its list on every server, not one quoted name", async () => {
+  await pg.psql("CREATE SCHEMA IF NOT EXISTS sa; CREATE SCHEMA IF NOT EXISTS sb", { user: "app", password: "apppass", db: "app" });
+  const sql = postgres(bouncer.url("app", "apppass", "app"), { max: 1, prepare: false, connection: { search_path: "sa,sb" } });
+  for (let i = 0; i < 4; i++) {
+    const rows = await sql`SELECT current_setting('search_path') AS p, current_schemas(false)::text AS s`;
+    expect(rows[0]!.p).toBe("sa,sb");
+    expect(rows[0]!.s).toBe("{sa,sb}");
+  }
+  await sql.end();
+});

@@ -130,10 +130,7 @@ const SCENARIOS: Scenario[] = [
     setup: "",
     settings: { A: { DateStyle: "ISO, MDY", TimeZone: "UTC" }, B: { DateStyle: "ISO, DMY", TimeZone: "Asia/Tokyo" } },
     steps: [constants("A"), constants("B"), constants("A")],
-    // FIXME(issue 10 §1): enable when pgbun tracks statement shapes and scopes a server statement by every setting the
-    // client's Parse depended on (DateStyle, TimeZone, IntervalStyle, ...), not only search_path: today B's Parse
-    // replaces the shared server statement and A's next Bind silently runs B's constants.
-    failing: ["postgres.js", "Bun.sql", "psycopg", "pgbench"],
+    // Server statements are scoped by every setting of the client's Parse, so B's never replaces A's.
   },
 
   // §2 A client's own statement on its own server: its driver's re-prepare after 42804 or 0A000 must work as directly.

@@ -23,7 +23,7 @@ test("sets what differs and resets what an earlier client set", () => {
 });
 
 test("quotes values and identifiers safely", () => {
-  expect(changeSql({ key: "application_name", value: "it's" })).toBe(`SET "application_name" TO 'it''s'`);
+  expect(changeSql({ key: "application_name", value: "it's" })).toBe(`SELECT pg_catalog.set_config('application_name', 'it''s', false)`);
   expect(quoteLiteral("a\\b")).toBe("E'a\\\\b'");
   expect(changeSql({ key: "search_path", value: null })).toBe(`RESET "search_path"`);
 });

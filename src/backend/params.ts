@@ -47,8 +47,12 @@ export function quoteLiteral(value: string): string {
   return value.includes("\\") ? "E'" + body.replace(/\\/g, "\\\\") + "'" : "'" + body + "'";
 }
 
+/**
+ * The SQL that makes one change. set_config() rather than SET: SET takes a quoted value as one item, so a list setting
+ * such as search_path = 'a,b' would become the single schema "a,b"; set_config parses the value as the startup packet does.
+ */
 export function changeSql(c: ParamChange): string {
-  return c.value === null ? `RESET ${quoteIdent(c.key)}` : `SET ${quoteIdent(c.key)} TO ${quoteLiteral(c.value)}`;
+  return c.value === null ? `RESET ${quoteIdent(c.key)}` : `SELECT pg_catalog.set_config(${quoteLiteral(c.key)}, ${quoteLiteral(c.value)}, false)`;
 }
 
 /** Parses the startup "options" parameter: "-c key=value", "--key=value", with backslash-escaped spaces. */
