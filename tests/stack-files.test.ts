@@ -354,7 +354,7 @@ describe("build context and lockfiles", () => {
   });
 
   test("package.json's scripts point at files that exist", () => {
-    expect(pkg.scripts.test).toBe("bun test");
+    expect(pkg.scripts.test).toBe("bun test --timeout 60000");
     expect(pkg.scripts.dev).toBe("bun scripts/dev.ts");
     expect(pkg.scripts.start).toBe("bun src/main.ts");
     expect(pkg.scripts["load-test"]).toBe("bun tests/load-test.js");
