@@ -18,6 +18,7 @@ const base: CheckInFacts = {
   overSize: false,
   expired: false,
   unlistenDue: false,
+  pinned: false,
 };
 
 type Row = [Partial<CheckInFacts>, string];
@@ -62,6 +63,11 @@ const table: Row[] = [
   [{ client: "left", unlistenDue: true }, "clean:unlisten"],
   [{ client: "left", unlistenDue: true, resetDue: true }, "clean:reset+unlisten"],
   [{ client: "left", unlistenDue: true, txStatus: T }, "clean:rollback+unlisten"],
+  // a client holding session state on its server keeps it, and the state goes with it when it leaves
+  [{ pinned: true }, "keep"],
+  [{ pinned: true, mode: "statement" }, "keep"],
+  [{ pinned: true, client: "left" }, "clean:reset"],
+  [{ pinned: true, client: "left", txStatus: T }, "clean:rollback+reset"],
   // the client left
   [{ client: "left" }, "release"],
   [{ client: "left", mode: "session" }, "release"],

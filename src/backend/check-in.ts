@@ -29,6 +29,8 @@ export interface CheckInFacts {
   expired: boolean;
   /** A client ran LISTEN on it: UNLISTEN * before another client gets it. */
   unlistenDue: boolean;
+  /** Its client holds session state on it (advisory lock, temporary table, WITH HOLD cursor). */
+  pinned: boolean;
 }
 
 export type CheckIn =
@@ -67,12 +69,13 @@ export function checkIn(f: CheckInFacts): CheckIn {
   const idle = f.txStatus === TX_IDLE;
   switch (f.client) {
     case "linked":
-      if (!f.quiet || f.mode === "session") return KEEP;
+      if (!f.quiet || f.mode === "session" || f.pinned) return KEEP;
       if (!idle) return f.mode === "statement" ? REFUSE : KEEP;
       break;
     case "left":
       if (!f.quiet) return CLOSE.midRequest;
-      if (!idle || f.resetDue || f.unlistenDue) return clean(!idle, f.resetDue, f.unlistenDue);
+      // A pinned client's state must go with it: the server is reset before anyone else gets it.
+      if (!idle || f.resetDue || f.pinned || f.unlistenDue) return clean(!idle, f.resetDue || f.pinned, f.unlistenDue);
       break;
     case "none":
       if (!f.quiet) return KEEP;

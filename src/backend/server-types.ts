@@ -41,6 +41,10 @@ export interface LinkedClient {
   readonly id: number;
   readonly outbox: Outbox;
   readonly wanted: Map<string, string>;
+  /** It holds session state on its server (advisory lock, temporary table, WITH HOLD cursor): it keeps that server. */
+  pinned: boolean;
+  /** After a transaction: the session-state check owed, if any (transaction and statement mode). */
+  takeSessionCheck(): { pin: boolean; settings: string[] } | null;
   /** Its LISTENs, in transaction and statement mode; null until it sends one. */
   readonly listens: ClientListens | null;
   /** A signature of `wanted`: clients with equal keys need no SET between them. */

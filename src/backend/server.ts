@@ -27,9 +27,11 @@ import { readInt32 } from "../protocol/writer.ts";
 import { type CheckIn, checkIn, type CheckInFacts } from "./check-in.ts";
 import { type CloseReason, closeReason, describeClose } from "./close-reason.ts";
 import { type InternalQuery, NO_REPLY, ParamSync, ResetDone } from "./internal-requests.ts";
+import { SessionCheck, sessionCheckSql } from "./session-check.ts";
 import { changeSql, paramChanges } from "./params.ts";
 import { FORWARD, INTERNAL, K_QUERY, KIND, REPLACE, ReplacedError, ReplyTracker, SWALLOW } from "./reply-tracker.ts";
 import { ServerAuth, ServerAuthError } from "./server-auth.ts";
+import { retryOverTls, serverChannelBinding, serverSocketHandlers } from "./server-tls.ts";
 import type { LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
 import { sendCancel } from "./cancel.ts";
 import { ShapeCapture, StatementCache } from "./statement-cache.ts";
@@ -82,6 +84,7 @@ const facts: CheckInFacts = {
   overSize: false,
   expired: false,
   unlistenDue: false,
+  pinned: false,
 };
 
 export class ServerConn implements FrameSink {
@@ -115,6 +118,8 @@ export class ServerConn implements FrameSink {
   private dead = false;
   /** A FATAL from the server was forwarded to the linked client, so the client already knows why. */
   private fatalForwarded = false;
+  /** The client that just left held session state here: it is reset away before anyone else gets the server. */
+  private pinnedLeft = false;
   /** A client ran LISTEN here: UNLISTEN * before anyone else gets the server. */
   private listened = false;
   /** Reading paused because the linked client's outbox is full. */
@@ -139,7 +144,9 @@ export class ServerConn implements FrameSink {
   }
 
   connect(): void {
-    Bun.connect<ServerConn>({ hostname: this.target.host, port: this.target.port, socket: handlers, data: this }).catch(
+    // With server_tls_sslmode asking for TLS, other handlers settle that first and then call opened().
+    const socket = serverSocketHandlers(this, handlers);
+    Bun.connect<ServerConn>({ hostname: this.target.host, port: this.target.port, socket, data: this }).catch(
       (err: Error) => this.onConnectError(err.message),
     );
   }
@@ -150,6 +157,7 @@ export class ServerConn implements FrameSink {
       return;
     }
     this.socket = socket;
+    if (this.auth !== null) this.auth.channelBinding = serverChannelBinding(socket);
     this.outbox = new Outbox(socket as Socket<unknown>, (on) => this.client?.pauseReading(on));
     this.outbox.send(startupMessage({ user: this.target.user, database: this.target.database }));
   }
@@ -258,6 +266,11 @@ export class ServerConn implements FrameSink {
     }
     if (status === TX_IDLE) this.owner.stats.xact_count++;
     client.listens?.ready(status);
+    if (status === TX_IDLE && this.owner.mode !== "session") {
+      // What the transaction may have left behind is read before the server can go back (the check keeps it linked).
+      const due = client.takeSessionCheck();
+      if (due !== null) this.sendInternal(query(sessionCheckSql(due)), new SessionCheck(this, client, due));
+    }
     const d = this.checkIn();
     if (d.action !== "refuse") {
       this.owner.stats.bytes_sent += end - start;
@@ -310,6 +323,7 @@ export class ServerConn implements FrameSink {
     facts.overSize = this.owner.overSize();
     facts.expired = this.owner.expired(this);
     facts.unlistenDue = this.listened;
+    facts.pinned = this.client?.pinned ?? this.pinnedLeft;
     return checkIn(facts);
   }
 
@@ -358,7 +372,10 @@ export class ServerConn implements FrameSink {
     this.unlink();
     this.owner.changeState(this, "cleanup");
     if (rollback) this.sendInternal(query("ROLLBACK"), NO_REPLY);
-    if (reset && this.owner.resetQuery) this.sendInternal(query(this.owner.resetQuery), new ResetDone(this));
+    // A pinned client's session state goes even where no reset query is configured.
+    const resetQuery = this.owner.resetQuery || (this.pinnedLeft ? "DISCARD ALL" : "");
+    this.pinnedLeft = false;
+    if (reset && resetQuery) this.sendInternal(query(resetQuery), new ResetDone(this));
     if (unlisten) {
       this.listened = false;
       this.sendInternal(UNLISTEN_ALL, NO_REPLY);
@@ -368,6 +385,7 @@ export class ServerConn implements FrameSink {
 
   /** The linked client left. Its server is checked in as PgBouncer would: closed mid-request, else cleaned and freed. */
   clientLeft(resetDue: boolean): void {
+    this.pinnedLeft = this.client?.pinned ?? false;
     this.client = null;
     this.setReadPause(false);
     this.endHoldQuietly();

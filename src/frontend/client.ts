@@ -35,8 +35,7 @@ import type { ClientContext, ClientPool } from "./context.ts";
 import { Login } from "./login.ts";
 import { ClientListens, MAX_PENDING_NOTIFICATIONS } from "../notify/client-listens.ts";
 import type { ListenHub } from "../notify/hub.ts";
-import { listenOps } from "../notify/listen-sql.ts";
-import { readCString } from "../protocol/messages.ts";
+import { type Effects, SqlWatch } from "./sql-watch.ts";
 
 /** CloseComplete for a name the client never prepared: PostgreSQL answers that too, without an error. */
 const CLOSE_UNKNOWN: MadeUpReply = closeCompleteFor(() => {});
@@ -91,6 +90,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   /** Accepted beyond max_client_conn: refused once its startup packet can be answered. */
   overLimit = false;
   private login: Login | null;
+  /** A replication connection, passed through to a server of its own (replication.ts): its bytes go there as they are. */
+  relay: { fromClient(chunk: Uint8Array): void; pressure(on: boolean): void; close(): void } | null = null;
   /** What waits for a server: slices of one or more whole messages, and statement actions, in order. */
   private pending: Array<Uint8Array | StatementAction> = [];
   /** Messages arriving while no server is linked, gathered per chunk before they join `pending`. */
@@ -99,6 +100,13 @@ export class ClientConn implements FrameSink, LinkedClient {
   private hub: ListenHub | null = null;
   /** This client's LISTENs; null until it sends one. */
   listens: ClientListens | null = null;
+  /** Transaction and statement mode: what its SQL does beyond results (LISTEN, session state, SET). */
+  private watch: SqlWatch | null = null;
+  /** Its server holds session state of its (advisory lock, temporary table, WITH HOLD cursor): it keeps that server. */
+  pinned = false;
+  private pinCheckDue = false;
+  /** Settings it SET or RESET at session level in the current transaction: read back and followed on every server. */
+  private settingsDue: Set<string> | null = null;
   /** Transaction and statement mode: protocol-level named statements are renamed and followed across servers. */
   private rewrite = false;
   /** This client's named statements: its name -> the server-side name and the Parse that creates it. */
@@ -144,46 +152,27 @@ export class ClientConn implements FrameSink, LinkedClient {
 
   /** Our queue towards this client is full (it reads slowly): its server, whichever it is, stops reading. */
   private onPressure(on: boolean): void {
+    if (this.relay !== null) return this.relay.pressure(on);
     this.server?.clientPressure(on);
     if (!on && this.server === null) this.deliverHeld();
   }
 
-  /** Spots LISTEN and UNLISTEN on their way to the server (simple Query, or Parse, Bind and Execute of one). */
-  private watchListen(tag: number, buf: Uint8Array, start: number, end: number): void {
-    let l = this.listens;
-    if (tag === F_QUERY || tag === F_PARSE) {
-      let at = start + 5;
-      let name = "";
-      if (tag === F_PARSE) {
-        const nul = buf.indexOf(0, at);
-        name = utf8.decode(buf.subarray(at, nul));
-        at = nul + 1;
-      }
-      while (at < end && (buf[at] === 0x20 || buf[at] === 0x0a || buf[at] === 0x09 || buf[at] === 0x0d)) at++;
-      const first = buf[at]! | 0x20;
-      // Only text starting with l or u, or holding several statements, can be a LISTEN: decode nothing else.
-      const ops = first === 0x6c || first === 0x75 || (tag === F_QUERY && buf.indexOf(0x3b, at) >= 0 && buf.indexOf(0x3b, at) < end)
-        ? listenOps(readCString(buf, at, end)[0])
-        : null;
-      if (ops === null) {
-        if (tag === F_PARSE && l !== null && l.statements.size > 0) l.statements.delete(name);
-        return;
-      }
-      l ??= this.listens = new ClientListens(this.hub!, this);
-      if (tag === F_QUERY) l.sent(ops);
-      else l.statements.set(name, ops);
-      return;
-    }
-    if (l === null) return;
-    if (tag === F_BIND && (l.statements.size > 0 || l.portals.size > 0)) {
-      const [portal, next] = readCString(buf, start + 5, end);
-      const ops = l.statements.get(readCString(buf, next, end)[0]);
-      if (ops !== undefined) l.portals.set(portal, ops);
-      else l.portals.delete(portal);
-    } else if (tag === F_EXECUTE && l.portals.size > 0) {
-      const ops = l.portals.get(readCString(buf, start + 5, end)[0]);
-      if (ops !== undefined) l.sent(ops);
-    }
+  /** A statement with effects beyond its result is on its way to the server. */
+  effects(e: Effects): void {
+    if (e.listen !== null && this.hub !== null) (this.listens ??= new ClientListens(this.hub, this)).sent(e.listen);
+    const se = e.session;
+    if (se === null) return;
+    if (se.mayPin) this.pinCheckDue = true;
+    if (se.settings !== null) for (const name of se.settings) (this.settingsDue ??= new Set()).add(name);
+  }
+
+  /** After a transaction: whether a session-state check is owed (the server then reads it back before release). */
+  takeSessionCheck(): { pin: boolean; settings: string[] } | null {
+    if (!this.pinCheckDue && !this.pinned && this.settingsDue === null) return null;
+    const out = { pin: this.pinCheckDue || this.pinned, settings: this.settingsDue === null ? [] : [...this.settingsDue] };
+    this.pinCheckDue = false;
+    this.settingsDue = null;
+    return out;
   }
 
   /** A notification for one of this client's channels: at once when it is between transactions, else when it is. */
@@ -223,6 +212,7 @@ export class ClientConn implements FrameSink, LinkedClient {
 
   onData(chunk: Uint8Array): void {
     if (this.state === "closed") return;
+    if (this.relay !== null) return this.relay.fromClient(chunk);
     if (this.pool) this.pool.stats.bytes_received += chunk.length;
     try {
       this.framer.feed(chunk, this);
@@ -279,7 +269,7 @@ export class ClientConn implements FrameSink, LinkedClient {
       default:
         throw new ProtocolError(`invalid frontend message type ${tag} ('${String.fromCharCode(tag)}')`);
     }
-    if (this.hub !== null && (tag === F_QUERY || tag === F_PARSE || tag === F_BIND || tag === F_EXECUTE)) this.watchListen(tag, buf, start, end);
+    if (this.watch !== null && (tag === F_QUERY || tag === F_PARSE || tag === F_BIND || tag === F_EXECUTE)) this.watch.see(tag, buf, start, end);
     if (this.rewrite && (tag === F_PARSE || tag === F_BIND || tag === F_DESCRIBE || tag === F_CLOSE || tag === F_QUERY)) {
       const action = tag === F_QUERY ? sqlStatementCommand(this, buf, start, end) : this.statementAction(tag, buf, start, end);
       if (action !== null) {
@@ -442,7 +432,10 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.login = null;
     this.pool = pool;
     this.rewrite = pool.mode !== "session" && this.ctx.settings.max_prepared_statements > 0;
-    if (pool.mode !== "session" && pool.listenHub !== undefined) this.hub = pool.listenHub();
+    if (pool.mode !== "session" && pool.listenHub !== undefined) {
+      this.hub = pool.listenHub();
+      this.watch = new SqlWatch(this);
+    }
     pool.clientJoined(this);
     if (pool.welcome) this.welcomed(pool.welcome);
     else pool.awaitWelcome(this);
@@ -519,6 +512,7 @@ export class ClientConn implements FrameSink, LinkedClient {
   private detach(): void {
     const wasLoggedIn = this.state !== "login";
     this.state = "closed";
+    this.relay?.close();
     this.pending = [];
     this.waiting.clear();
     if (this.pid !== 0) this.ctx.cancelKeys.release(this.pid);

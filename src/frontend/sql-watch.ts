@@ -1,0 +1,81 @@
+// What a client's SQL does beyond its result, in transaction and statement mode: LISTEN/UNLISTEN, session state that
+// pins it to its server, session SETs to follow. Read off simple Queries and off Parse/Bind/Execute of a statement.
+
+import { readCString } from "../protocol/messages.ts";
+import { F_BIND, F_EXECUTE, F_PARSE, F_QUERY } from "../protocol/tags.ts";
+import { type ListenOp, listenOps } from "../notify/listen-sql.ts";
+import { type SessionEffects, sessionEffects } from "./session-state.ts";
+
+export interface Effects {
+  listen: ListenOp[] | null;
+  session: SessionEffects | null;
+}
+
+/** Told when a statement with effects is sent to the server (run now, or executed later). */
+export interface EffectSink {
+  effects(e: Effects): void;
+}
+
+const utf8 = new TextDecoder();
+
+/** Letters a statement with effects can start with: c(reate) d(eclare) l(isten) r(eset) s(et, select) u(nlisten) w(ith). */
+function mayHaveEffects(first: number): boolean {
+  const b = first | 0x20;
+  return b === 0x73 || b === 0x63 || b === 0x64 || b === 0x6c || b === 0x72 || b === 0x75 || b === 0x77;
+}
+
+export class SqlWatch {
+  /** Named statements and portals with effects ("" is the unnamed one). */
+  private readonly statements = new Map<string, Effects>();
+  private readonly portals = new Map<string, Effects>();
+
+  constructor(private readonly sink: EffectSink) {}
+
+  /** Looks at a Query, Parse, Bind or Execute on its way to the server. */
+  see(tag: number, buf: Uint8Array, start: number, end: number): void {
+    switch (tag) {
+      case F_QUERY:
+      case F_PARSE: {
+        let at = start + 5;
+        let name = "";
+        if (tag === F_PARSE) {
+          const nul = buf.indexOf(0, at);
+          if (nul < 0 || nul >= end) return;
+          name = utf8.decode(buf.subarray(at, nul));
+          at = nul + 1;
+        }
+        while (at < end && (buf[at] === 0x20 || buf[at] === 0x0a || buf[at] === 0x09 || buf[at] === 0x0d)) at++;
+        const semi = tag === F_QUERY ? buf.indexOf(0x3b, at) : -1;
+        const e = mayHaveEffects(buf[at]!) || (semi >= 0 && semi < end) ? effectsOf(readCString(buf, at, end)[0]) : null;
+        if (tag === F_QUERY) {
+          if (e !== null) this.sink.effects(e);
+        } else if (e !== null) {
+          this.statements.set(name, e);
+        } else if (this.statements.size > 0) {
+          this.statements.delete(name);
+        }
+        return;
+      }
+      case F_BIND: {
+        if (this.statements.size === 0 && this.portals.size === 0) return;
+        const [portal, next] = readCString(buf, start + 5, end);
+        const e = this.statements.get(readCString(buf, next, end)[0]);
+        if (e !== undefined) this.portals.set(portal, e);
+        else this.portals.delete(portal);
+        return;
+      }
+      case F_EXECUTE: {
+        if (this.portals.size === 0) return;
+        const e = this.portals.get(readCString(buf, start + 5, end)[0]);
+        if (e !== undefined) this.sink.effects(e);
+        return;
+      }
+    }
+  }
+}
+
+function effectsOf(text: string): Effects | null {
+  const listen = listenOps(text);
+  const session = sessionEffects(text);
+  return listen === null && session === null ? null : { listen, session };
+}
