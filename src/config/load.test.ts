@@ -77,6 +77,18 @@ const DEFAULTS: Settings = {
   application_name_add_host: false,
   workers: 1,
   tcp_keepalive: true,
+  client_tls_sslmode: "disable",
+  client_tls_key_file: "",
+  client_tls_cert_file: "",
+  client_tls_ca_file: "",
+  client_tls_protocols: "secure",
+  client_tls_ciphers: "default",
+  server_tls_sslmode: "prefer",
+  server_tls_ca_file: "",
+  server_tls_key_file: "",
+  server_tls_cert_file: "",
+  server_tls_protocols: "secure",
+  server_tls_ciphers: "default",
 };
 
 describe("defaults", () => {

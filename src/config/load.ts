@@ -3,6 +3,7 @@
 import { parseArgs, type ParsedArgs } from "./argv.ts";
 import { ConfigError, envName, flagName, type ConfigSource } from "./errors.ts";
 import { readConfigFile } from "./file.ts";
+import { readTls } from "./tls.ts";
 import { describeAllowed, SETTING_KEYS, SETTINGS, zodFor, type Config, type Settings } from "./schema.ts";
 import { parseUpstream } from "./upstream.ts";
 import { coerce, emptyMeansUnset } from "./values.ts";
@@ -46,7 +47,7 @@ export function configFromParsed(args: ParsedArgs, env: Record<string, string | 
       `no database to pool: pass --upstream postgres://USER:PASSWORD@HOST:PORT/DB, or add a [databases.NAME] section with host, port and dbname to ${where}`,
     );
   }
-  return { settings, databases, users, source: { configFile: file?.path ?? null } };
+  return { settings, databases, users, source: { configFile: file?.path ?? null }, tls: readTls(settings, cwd) };
 }
 
 interface Candidate {

@@ -7,6 +7,8 @@ export type PoolMode = "session" | "transaction" | "statement";
 export type AuthType = "trust" | "plain" | "md5" | "scram-sha-256";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "text" | "json";
+/** libpq's sslmode values, which PgBouncer's client_tls_sslmode and server_tls_sslmode take with the same meanings. */
+export type TlsMode = "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full";
 
 export interface Address {
   host: string;
@@ -50,6 +52,18 @@ export interface Settings {
   application_name_add_host: boolean;
   workers: number;
   tcp_keepalive: boolean;
+  client_tls_sslmode: TlsMode;
+  client_tls_key_file: string;
+  client_tls_cert_file: string;
+  client_tls_ca_file: string;
+  client_tls_protocols: string;
+  client_tls_ciphers: string;
+  server_tls_sslmode: TlsMode;
+  server_tls_ca_file: string;
+  server_tls_key_file: string;
+  server_tls_cert_file: string;
+  server_tls_protocols: string;
+  server_tls_ciphers: string;
 }
 
 export interface DatabaseConfig {
@@ -78,6 +92,8 @@ export interface Config {
   databases: Map<string, DatabaseConfig>;
   users: Map<string, UserConfig>;
   source: { configFile: string | null };
+  /** The TLS files and choices of each side, read and checked with the config (config/tls.ts); absent: both sides off. */
+  tls?: import("./tls.ts").TlsConfig;
 }
 
 export type SettingKind = "int" | "seconds" | "bool" | "string" | "list" | "address" | "address?" | "enum";
@@ -96,6 +112,7 @@ export interface SettingSpec<T = unknown> {
 
 export const POOL_MODES = ["session", "transaction", "statement"] as const satisfies readonly PoolMode[];
 export const AUTH_TYPES = ["trust", "plain", "md5", "scram-sha-256"] as const satisfies readonly AuthType[];
+export const TLS_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const satisfies readonly TlsMode[];
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const satisfies readonly LogLevel[];
 const LOG_FORMATS = ["text", "json"] as const satisfies readonly LogFormat[];
 
@@ -146,6 +163,18 @@ export const SETTINGS: { readonly [K in keyof Settings]: SettingSpec<Settings[K]
   application_name_add_host: bool(false, "append the client's host and port to application_name on the server"),
   workers: int(1, 1, 256, "processes sharing the listen port with SO_REUSEPORT"),
   tcp_keepalive: bool(true, "TCP keepalive on client and server sockets"),
+  client_tls_sslmode: oneOf(TLS_MODES, "disable", "TLS from clients: disable (answer N), allow/prefer (TLS when asked), require (refuse plain text), verify-ca/verify-full (also a client certificate signed by client_tls_ca_file)"),
+  client_tls_key_file: { kind: "string", default: "", help: "private key (PEM) of the certificate pgbun shows clients" },
+  client_tls_cert_file: { kind: "string", default: "", help: "certificate (PEM, chain allowed) pgbun shows clients" },
+  client_tls_ca_file: { kind: "string", default: "", help: "CA certificates (PEM) that client certificates must be signed by (verify-ca, verify-full)" },
+  client_tls_protocols: { kind: "string", default: "secure", help: "TLS versions clients may use: tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3, all, secure (1.2 and 1.3), legacy (all)" },
+  client_tls_ciphers: { kind: "string", default: "default", help: "TLS 1.2 cipher list in OpenSSL syntax, or default, secure, fast, normal, compat, legacy, insecure, all" },
+  server_tls_sslmode: oneOf(TLS_MODES, "prefer", "TLS to PostgreSQL: disable, allow (plain text, TLS if refused), prefer (TLS if offered), require, verify-ca (and a trusted certificate), verify-full (and the host name)"),
+  server_tls_ca_file: { kind: "string", default: "", help: "CA certificates (PEM) server certificates are checked against (verify-ca, verify-full; empty: the system's)" },
+  server_tls_key_file: { kind: "string", default: "", help: "private key (PEM) of the client certificate pgbun shows PostgreSQL (empty: none)" },
+  server_tls_cert_file: { kind: "string", default: "", help: "client certificate (PEM) pgbun shows PostgreSQL, for its cert authentication (empty: none)" },
+  server_tls_protocols: { kind: "string", default: "secure", help: "TLS versions used towards PostgreSQL, as client_tls_protocols" },
+  server_tls_ciphers: { kind: "string", default: "default", help: "TLS 1.2 cipher list towards PostgreSQL, as client_tls_ciphers" },
 };
 
 export const SETTING_KEYS = Object.keys(SETTINGS) as Array<keyof Settings>;
