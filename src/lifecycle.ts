@@ -8,6 +8,7 @@ import type { Config } from "./config/schema.ts";
 import type { ClientConn } from "./frontend/client.ts";
 import { listen } from "./frontend/listener.ts";
 import { configureLog, log } from "./log.ts";
+import { configureTls } from "./net/tls.ts";
 import { startHttp, type HealthSource } from "./metrics/http.ts";
 import { StatsWindow } from "./metrics/stats-window.ts";
 import { startJanitor } from "./pool/janitor.ts";
@@ -43,6 +44,7 @@ export class Lifecycle implements Controller, HealthSource {
       return null;
     };
     configureLog({ level: s.log_level, format: s.log_format });
+    configureTls(config.tls);
   }
 
   /** Starts accepting; returns the bound port. Throws when the address is taken. */
@@ -112,6 +114,9 @@ export class Lifecycle implements Controller, HealthSource {
     const before = reg.settings;
     reg.config = next;
     configureLog({ level: next.settings.log_level, format: next.settings.log_format });
+    // Certificate rotation: the files were re-read with the config (a bad one refused the reload); new handshakes use them.
+    configureTls(next.tls);
+    if (next.tls?.client) log.info("main", "client TLS files loaded", { client_tls_sslmode: next.tls.client.mode, files: next.tls.client.files });
     if (before.listen.host !== next.settings.listen.host || before.listen.port !== next.settings.listen.port) {
       log.warn("main", "listen changed in the config: it applies at the next restart");
     }

@@ -1,7 +1,10 @@
 // SHOW commands of the admin console, with PgBouncer's column names and meanings (pgbun's own columns last).
 
 import { SETTINGS } from "../config/schema.ts";
+import type { Socket } from "bun";
+import { serverTlsLabel } from "../backend/server-tls.ts";
 import type { ClientConn } from "../frontend/client.ts";
+import { tlsLabel } from "../net/tls.ts";
 import { snapshotAll, TOTAL_KEYS, totalsByDatabase } from "../metrics/snapshot.ts";
 import type { Registry } from "../pool/registry.ts";
 import { int8, resultSet, text, type Cell, type Column } from "./result-set.ts";
@@ -65,7 +68,7 @@ export function showClients(reg: Registry): Uint8Array {
     rows.push([
       "C", c.user, c.database, clientState(c), c.remote, sock.remotePort ?? 0, sock.localAddress ?? "", sock.localPort ?? 0,
       ts(c.connectedAt), ts(c.connectedAt), Math.floor(waitUs / 1e6), waitUs % 1e6, 0, `c${c.id}`, c.server ? `s${c.server.id}` : "",
-      c.pid, "", c.wanted.get("application_name") ?? "", c.statements.size, c.id,
+      c.pid, tlsLabel(c.socket as Socket<unknown>), c.wanted.get("application_name") ?? "", c.statements.size, c.id,
     ]);
   }
   return resultSet(CONN_COLUMNS, rows);
@@ -93,7 +96,7 @@ export function showServers(reg: Registry): Uint8Array {
       rows.push([
         "S", s.target.user, p.spec.name, state, s.target.host, s.target.port, sock?.localAddress ?? "", sock?.localPort ?? 0,
         ts(s.createdAt), ts(s.createdAt), 0, 0, s.retire ? 1 : 0, `s${s.id}`, s.client ? `c${s.client.id}` : "",
-        s.pid, "", s.reported.get("application_name") ?? "", s.statements.size, s.id,
+        s.pid, serverTlsLabel(s), s.reported.get("application_name") ?? "", s.statements.size, s.id,
       ]);
     }
   }

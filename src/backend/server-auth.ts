@@ -14,6 +14,8 @@ export class ServerAuthError extends Error {
 
 export class ServerAuth {
   private scram: ScramClientExchange | null = null;
+  /** On a TLS connection: gives the server certificate's tls-server-end-point data, for SCRAM-SHA-256-PLUS. */
+  channelBinding: (() => Uint8Array | null) | null = null;
 
   constructor(
     private readonly user: string,
@@ -47,7 +49,11 @@ export class ServerAuth {
           throw new ServerAuthError(`the server offers SASL mechanisms ${mechs.join(", ")}; pgbun supports SCRAM-SHA-256`);
         }
         this.scram = new ScramClientExchange(this.plain("SCRAM-SHA-256"));
-        return saslInitialResponse("SCRAM-SHA-256", this.scram.clientFirst());
+        // Over TLS, bind to the server's certificate when it offers PLUS; "y" tells it we could have, had it offered.
+        const plus = mechs.includes("SCRAM-SHA-256-PLUS");
+        const data = plus && this.channelBinding !== null ? this.channelBinding() : null;
+        if (data !== null) return saslInitialResponse("SCRAM-SHA-256-PLUS", this.scram.clientFirst(data));
+        return saslInitialResponse("SCRAM-SHA-256", this.scram.clientFirst(this.channelBinding !== null && !plus ? "y" : "n"));
       }
       case AUTH_SASL_CONTINUE: {
         if (!this.scram) throw new ServerAuthError("SASLContinue before SASL");

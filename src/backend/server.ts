@@ -32,6 +32,7 @@ import { changeSql, paramChanges } from "./params.ts";
 import { FORWARD, INTERNAL, K_QUERY, KIND, REPLACE, ReplacedError, ReplyTracker, SWALLOW } from "./reply-tracker.ts";
 import { ServerAuth, ServerAuthError } from "./server-auth.ts";
 import { retryOverTls, serverChannelBinding, serverSocketHandlers } from "./server-tls.ts";
+import { retryOverTls, serverChannelBinding, serverSocketHandlers } from "./server-tls.ts";
 import type { LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
 import { sendCancel } from "./cancel.ts";
 import { ShapeCapture, StatementCache } from "./statement-cache.ts";
@@ -416,6 +417,7 @@ export class ServerConn implements FrameSink {
         return;
       case B_ERROR_RESPONSE: {
         const f = parseErrorFields(buf, start, end);
+        if (retryOverTls(this)) return;
         this.failLogin(`${f.get("M") ?? "login failed"} (SQLSTATE ${f.get("C") ?? "?"})`);
         return;
       }

@@ -4,6 +4,7 @@ import type { SocketHandler, TCPSocketListener } from "bun";
 import { log } from "../log.ts";
 import { beginBatch, endBatch } from "../net/outbox.ts";
 import { ClientConn } from "./client.ts";
+import { acceptDirectTls, TLS_HANDSHAKE_RECORD } from "./client-tls.ts";
 import type { ClientContext } from "./context.ts";
 
 export function listen(ctx: ClientContext, host: string, port: number, reusePort = false): TCPSocketListener<ClientConn> {
@@ -14,8 +15,11 @@ export function listen(ctx: ClientContext, host: string, port: number, reusePort
       socket.data = new ClientConn(socket, ctx);
     },
     data(socket, chunk) {
+      const c = socket.data;
+      // PostgreSQL 17's direct TLS: the connection's first bytes are a TLS handshake, not a startup packet.
+      if (c.state === "login" && chunk[0] === TLS_HANDSHAKE_RECORD && acceptDirectTls(c, chunk)) return;
       const began = beginBatch();
-      socket.data.onData(chunk);
+      c.onData(chunk);
       endBatch(began);
     },
     drain(socket) {

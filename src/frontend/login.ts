@@ -24,9 +24,10 @@ import {
 } from "../protocol/scram.ts";
 import { AUTH_CLEARTEXT, AUTH_MD5, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL, F_PASSWORD } from "../protocol/tags.ts";
 import type { ClientConn } from "./client.ts";
+import { acceptSslRequest, clientChannelBinding, clientEncrypted, clientTlsRequired } from "./client-tls.ts";
 import type { ClientContext, LoginTarget } from "./context.ts";
 
-type Step = "startup" | "cleartext" | "md5" | "sasl-initial" | "sasl-final";
+type Step = "startup" | "tls" | "cleartext" | "md5" | "sasl-initial" | "sasl-final";
 
 const INSUFFICIENT_PRIVILEGE = "42501";
 
@@ -62,6 +63,12 @@ export class Login {
 
   frame(buf: Uint8Array, start: number, end: number): void {
     const c = this.client;
+    if (this.step === "tls") {
+      // Only the TLS handshake may follow an SSLRequest: anything else is plain text slipped in ahead of it.
+      log.warn("client", "plain-text message after SSLRequest, before the TLS handshake: connection closed", { client: c.id, addr: c.remote });
+      c.close("plain-text bytes after SSLRequest");
+      return;
+    }
     if (this.step === "startup") {
       this.startup(buf, start, end);
       return;
@@ -76,11 +83,12 @@ export class Login {
         return;
       case "sasl-initial": {
         const { mechanism, data } = parseSaslInitial(buf, start, end);
-        if (mechanism !== "SCRAM-SHA-256") {
-          c.fatal("28000", `pgbun: SASL mechanism ${mechanism} is not supported; use SCRAM-SHA-256`);
+        const plusOffered = this.scram!.channelBinding !== null;
+        if (mechanism !== "SCRAM-SHA-256" && !(mechanism === "SCRAM-SHA-256-PLUS" && plusOffered)) {
+          c.fatal("28000", `pgbun: SASL mechanism ${mechanism} is not supported; use ${plusOffered ? "SCRAM-SHA-256-PLUS or " : ""}SCRAM-SHA-256`);
           return;
         }
-        const r = this.scram!.clientFirst(data);
+        const r = this.scram!.clientFirst(data, mechanism);
         if ("error" in r) {
           c.fatal("08P01", `pgbun: malformed SCRAM message: ${r.error}`);
           return;
@@ -107,8 +115,11 @@ export class Login {
     const p = parseStartup(buf, start, end);
     switch (p.kind) {
       case "ssl":
+        if (acceptSslRequest(c, () => (this.step = "startup"))) this.step = "tls";
+        // With client_tls_sslmode = disable, 'N' lets sslmode=prefer clients continue in plain text.
+        else c.outbox.send(SSL_REFUSED);
+        return;
       case "gssenc":
-        // TLS is not offered yet: 'N' lets sslmode=prefer clients continue in plain text.
         c.outbox.send(SSL_REFUSED);
         return;
       case "cancel":
@@ -117,6 +128,10 @@ export class Login {
         return;
     }
     c.framer.startup = false;
+    if (clientTlsRequired() && !clientEncrypted(c)) {
+      c.fatal("28000", "pgbun: TLS required (client_tls_sslmode): connect with sslmode=require or stricter");
+      return;
+    }
     const user = p.params.get("user");
     if (!user) {
       c.fatal("28000", "no PostgreSQL user name specified in startup packet");
@@ -163,7 +178,10 @@ export class Login {
       }
       this.scram = new ScramServerExchange(verifier ?? (decoy ??= scramVerifierFromPassword(randomBytes(24).toString("hex"))));
       this.step = "sasl-initial";
-      c.outbox.send(authSasl(["SCRAM-SHA-256"]));
+      // Over TLS, SCRAM-SHA-256-PLUS binds the proof to this connection (channel_binding=require); never over plain text.
+      const binding = clientChannelBinding(c);
+      this.scram.channelBinding = binding;
+      c.outbox.send(authSasl(binding !== null ? ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"] : ["SCRAM-SHA-256"]));
     }
   }
 

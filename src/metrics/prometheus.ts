@@ -1,5 +1,8 @@
 // Renders pgbun's counters in the Prometheus text exposition format, every name prefixed pgbun_.
 
+import { serverTlsLabel } from "../backend/server-tls.ts";
+import { clientEncrypted } from "../frontend/client-tls.ts";
+import { tlsStats } from "../net/tls.ts";
 import type { Registry } from "../pool/registry.ts";
 import { snapshotAll, type PoolSnapshot } from "./snapshot.ts";
 
@@ -58,6 +61,22 @@ export function renderMetrics(reg: Registry, extra: { openClientSockets: number;
   family("open_sockets", "gauge", "Open sockets by side.", [
     ['{side="client"}', extra.openClientSockets],
     ['{side="server"}', serverSockets],
+  ]);
+  let tlsClients = 0;
+  for (const c of reg.clients) if (clientEncrypted(c)) tlsClients++;
+  let tlsServers = 0;
+  for (const p of reg.pools.values()) for (const s of p.servers) if (serverTlsLabel(s) !== "") tlsServers++;
+  family("connections_by_encryption", "gauge", "Client and server connections with and without TLS.", [
+    ['{side="client",tls="true"}', tlsClients],
+    ['{side="client",tls="false"}', reg.clients.size - tlsClients],
+    ['{side="server",tls="true"}', tlsServers],
+    ['{side="server",tls="false"}', serverSockets - tlsServers],
+  ]);
+  family("tls_handshakes_total", "counter", "TLS handshakes since start, by side and outcome (failed: refused, aborted or a certificate rejected).", [
+    ['{side="client",result="ok"}', tlsStats.clientHandshakes],
+    ['{side="client",result="failed"}', tlsStats.clientHandshakeFailures],
+    ['{side="server",result="ok"}', tlsStats.serverHandshakes],
+    ['{side="server",result="failed"}', tlsStats.serverHandshakeFailures],
   ]);
   return out.join("\n") + "\n";
 }

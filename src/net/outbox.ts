@@ -47,7 +47,7 @@ export class Outbox {
   closed = false;
 
   constructor(
-    private readonly socket: Socket<unknown>,
+    private socket: Socket<unknown>,
     private readonly onPressure: (pressured: boolean) => void,
   ) {}
 
@@ -136,6 +136,11 @@ export class Outbox {
       this.pressured = true;
       this.onPressure(true);
     }
+  }
+
+  /** The connection moved to another socket object (a TLS upgrade): later writes, and drains, go to that one. */
+  moveTo(socket: Socket<unknown>): void {
+    this.socket = socket;
   }
 
   /** Called from the socket's drain handler. */

@@ -272,6 +272,13 @@ type ServerState = "awaiting-first" | "awaiting-final" | "done" | "failed";
 export class ScramServerExchange {
   private state: ServerState = "awaiting-first";
   private gs2Header = "";
+  /**
+   * The tls-server-end-point data (RFC 5929) of the TLS connection this login runs over, when pgbun offers
+   * SCRAM-SHA-256-PLUS there; null over plain text, where PLUS is never offered.
+   */
+  channelBinding: Uint8Array | null = null;
+  /** What c= must carry after the gs2 header: the channel binding data when the client chose PLUS. */
+  private boundTo: Uint8Array | null = null;
   private nonce = "";
   private clientFirstBare = "";
   private serverFirstMessage = "";
@@ -293,18 +300,30 @@ export class ScramServerExchange {
   }
 
   /** Answers client-first-message ("n,,n=,r=<nonce>") with server-first-message ("r=...,s=...,i=..."). */
-  clientFirst(message: string): ScramReply {
+  clientFirst(message: string, mechanism = "SCRAM-SHA-256"): ScramReply {
     if (this.state !== "awaiting-first") return this.fail("unexpected SCRAM client-first-message");
-    // pgbun offers only SCRAM-SHA-256, so a client asking to bind has no business here.
+    const plus = mechanism === "SCRAM-SHA-256-PLUS";
+    if (plus && this.channelBinding === null) return this.fail("SCRAM-SHA-256-PLUS was not offered: channel binding needs TLS");
     if (message.startsWith("p=")) {
-      return this.fail("the client requires SCRAM channel binding (SCRAM-SHA-256-PLUS), which pgbun does not offer");
+      if (this.channelBinding === null) {
+        return this.fail("the client requires SCRAM channel binding (SCRAM-SHA-256-PLUS), which pgbun offers only over TLS");
+      }
+      if (!plus) return this.fail("the client asks for channel binding but chose SCRAM-SHA-256, not SCRAM-SHA-256-PLUS");
+      if (!message.startsWith("p=tls-server-end-point,")) return this.fail("unsupported SCRAM channel binding type; pgbun supports tls-server-end-point");
+    } else if (plus) {
+      return this.fail("the client chose SCRAM-SHA-256-PLUS without channel binding");
+    } else if (message.startsWith("y,") && this.channelBinding !== null) {
+      // "y": the client could bind but believes we cannot. We offered PLUS, so someone removed it on the way.
+      return this.fail("SCRAM channel binding negotiation error: the client thinks pgbun does not offer channel binding, but it was offered");
+    } else if (!(message.startsWith("n,") || message.startsWith("y,"))) {
+      return this.fail("malformed SCRAM gs2 header");
     }
-    // "y" means the client could bind but believes we cannot: true, since pgbun never offers -PLUS.
-    if (!(message.startsWith("n,") || message.startsWith("y,"))) return this.fail("malformed SCRAM gs2 header");
-    const headerEnd = message.indexOf(",", 2);
+    const flagEnd = message.indexOf(",");
+    const headerEnd = message.indexOf(",", flagEnd + 1);
     if (headerEnd < 0) return this.fail("malformed SCRAM gs2 header");
     // PostgreSQL takes the role from the startup packet and has nothing to do with another identity.
-    if (headerEnd !== 2) return this.fail("SCRAM authorization identities are not supported");
+    if (headerEnd !== flagEnd + 1) return this.fail("SCRAM authorization identities are not supported");
+    this.boundTo = plus ? this.channelBinding : null;
     const bare = message.slice(headerEnd + 1);
     const [user, nonce] = bare.split(",");
     if (user?.startsWith("m=")) return this.fail("the client requires an unsupported SCRAM extension");
@@ -330,7 +349,8 @@ export class ScramServerExchange {
     const [binding, nonce] = withoutProof.split(",");
     if (!binding?.startsWith("c=")) return this.fail("malformed SCRAM client-final-message: no channel binding attribute");
     // Without binding, c= repeats the gs2 header; a different one means the header was tampered with.
-    if (binding !== `c=${b64(Buffer.from(this.gs2Header))}`) {
+    const header = Buffer.from(this.gs2Header);
+    if (binding !== `c=${b64(this.boundTo === null ? header : Buffer.concat([header, this.boundTo]))}`) {
       return this.fail("SCRAM channel binding does not match the gs2 header");
     }
     if (nonce !== `r=${this.nonce}`) return this.fail("SCRAM nonce mismatch");
@@ -351,10 +371,18 @@ export class ScramServerExchange {
 
 type ClientState = "initial" | "awaiting-server-first" | "awaiting-server-final" | "done" | "failed";
 
+/**
+ * The client's gs2 flag: "n" (no TLS), "y" (TLS, but the server offered no SCRAM-SHA-256-PLUS), or the server's
+ * tls-server-end-point data to bind to with SCRAM-SHA-256-PLUS.
+ */
+export type ClientChannelBinding = "n" | "y" | Uint8Array;
+
 /** pgbun logging into PostgreSQL with a plain-text password. Problems throw ScramError. */
 export class ScramClientExchange {
   private state: ClientState = "initial";
   private readonly clientFirstBare: string;
+  /** The gs2 header and channel binding data that c= repeats. */
+  private bindingInput = Buffer.from("n,,");
   private serverSignature: Uint8Array | null = null;
 
   /**
@@ -371,10 +399,12 @@ export class ScramClientExchange {
   }
 
   /** client-first-message, without channel binding: "n,,n=,r=<nonce>". */
-  clientFirst(): string {
+  clientFirst(binding: ClientChannelBinding = "n"): string {
     this.expect("initial", "client-first-message already sent");
     this.state = "awaiting-server-first";
-    return `n,,${this.clientFirstBare}`;
+    const header = typeof binding === "string" ? `${binding},,` : "p=tls-server-end-point,,";
+    this.bindingInput = typeof binding === "string" ? Buffer.from(header) : Buffer.concat([Buffer.from(header), binding]);
+    return `${header}${this.clientFirstBare}`;
   }
 
   /** Takes server-first-message ("r=...,s=...,i=...") and returns client-final-message. */
@@ -394,7 +424,7 @@ export class ScramClientExchange {
     }
     const salted = saltedPassword(this.password, salt, iterations);
     const clientKey = hmac(salted, "Client Key");
-    const withoutProof = `c=biws,r=${nonce}`;
+    const withoutProof = `c=${b64(this.bindingInput)},r=${nonce}`;
     const authMessage = `${this.clientFirstBare},${message},${withoutProof}`;
     const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
     this.serverSignature = hmac(hmac(salted, "Server Key"), authMessage);
