@@ -32,7 +32,6 @@ import { changeSql, paramChanges } from "./params.ts";
 import { FORWARD, INTERNAL, K_QUERY, KIND, REPLACE, ReplacedError, ReplyTracker, SWALLOW } from "./reply-tracker.ts";
 import { ServerAuth, ServerAuthError } from "./server-auth.ts";
 import { retryOverTls, serverChannelBinding, serverSocketHandlers } from "./server-tls.ts";
-import { retryOverTls, serverChannelBinding, serverSocketHandlers } from "./server-tls.ts";
 import type { LinkedClient, ServerOwner, ServerState, ServerTarget } from "./server-types.ts";
 import { sendCancel } from "./cancel.ts";
 import { ShapeCapture, StatementCache } from "./statement-cache.ts";
