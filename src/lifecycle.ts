@@ -10,6 +10,7 @@ import { listen } from "./frontend/listener.ts";
 import { configureLog, log } from "./log.ts";
 import { configureTls } from "./net/tls.ts";
 import { startHttp, type HealthSource } from "./metrics/http.ts";
+import type { StreamData } from "./notify/http-stream.ts";
 import { StatsWindow } from "./metrics/stats-window.ts";
 import { startJanitor } from "./pool/janitor.ts";
 import type { Pool } from "./pool/pool.ts";
@@ -22,7 +23,7 @@ export class Lifecycle implements Controller, HealthSource {
   readonly registry: Registry;
   readonly statsWindow: StatsWindow;
   private listener: TCPSocketListener<ClientConn> | null = null;
-  private http: Server<undefined> | null = null;
+  private http: Server<StreamData> | null = null;
   private timers: Array<() => void> = [];
   private stopping = false;
   /** SIGTERM: idle clients are asked to leave; SHUTDOWN WAIT_FOR_CLIENTS lets them stay until they go on their own. */

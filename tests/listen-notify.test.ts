@@ -1,11 +1,13 @@
 // LISTEN/NOTIFY through transaction pooling: one listening connection per pool, notifications to every subscriber
 // in order, only between transactions, never from rolled-back transactions, and never leaking to the next client.
 
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import postgres from "postgres";
 import { startPostgres, type PgInstance } from "./harness/postgres.ts";
 import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
 import { concat, errorCode, msg, RawClient, type Msg } from "./harness/raw-client.ts";
+import { freePort } from "./harness/postgres.ts";
+import { writeConfig } from "./harness/config-file.ts";
 
 let pg: PgInstance;
 let bouncer: PgbunProcess;
@@ -242,4 +244,107 @@ test("the listening connection killed: subscribers are told and postgres.js list
     return got.includes("again");
   }, 10_000);
   await Promise.all([sql.end(), sender.end()]);
+});
+
+describe("NOTIFY streams over HTTP", () => {
+  let p: PgbunProcess;
+  let http = 0;
+  const TOKEN = "listen-secret-1";
+
+  beforeAll(async () => {
+    http = await freePort();
+    const file = writeConfig(`[pgbun]
+pool_mode = "transaction"
+default_pool_size = 2
+stats_listen = "127.0.0.1:${http}"
+[databases.app]
+host = "127.0.0.1"
+port = ${pg.port}
+dbname = "app"
+user = "app"
+password = "apppass"
+listen_token = "${TOKEN}"
+[databases.closed]
+host = "127.0.0.1"
+port = ${pg.port}
+dbname = "app"
+user = "app"
+password = "apppass"
+[users.app]
+password = "apppass"
+`);
+    p = await startPgbun(["--config", file]);
+  });
+
+  afterAll(async () => {
+    await p.stop();
+  });
+
+  const notifyThrough = async (channel: string, payloads: string[]) => {
+    const sql = postgres(p.url("app", "apppass", "app"), { max: 1 });
+    for (const x of payloads) await sql`SELECT pg_notify(${channel}, ${x})`;
+    await sql.end();
+  };
+
+  test("Server-Sent Events: every NOTIFY sent through pgbun arrives in order, with channel, payload and pid", async () => {
+    const res = await fetch(`http://127.0.0.1:${http}/listen/orders?database=app`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    const reader = res.body!.getReader();
+    let text = "";
+    const read = async (until: (t: string) => boolean) => {
+      const end = Date.now() + 5000;
+      while (!until(text)) {
+        if (Date.now() > end) throw new Error("stream stalled: " + text);
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+    };
+    await read((t) => t.includes("event: listening"));
+    await notifyThrough("orders", ["one", "two", "three"]);
+    await read((t) => (t.match(/event: notification/g) ?? []).length === 3);
+    const events = [...text.matchAll(/event: notification\ndata: (.*)\n/g)].map((m) => JSON.parse(m[1]!));
+    expect(events.map((e) => e.payload)).toEqual(["one", "two", "three"]);
+    for (const e of events) {
+      expect(e.channel).toBe("orders");
+      expect(e.pid).toBeGreaterThan(0);
+      expect(typeof e.time).toBe("string");
+    }
+    await reader.cancel();
+  });
+
+  test("WebSocket: the same notifications as JSON messages, in order", async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${http}/listen/ws%20chan?database=app&token=${TOKEN}`);
+    const got: Array<Record<string, unknown>> = [];
+    ws.onmessage = (e) => got.push(JSON.parse(String(e.data)));
+    const end = Date.now() + 5000;
+    while (!got.some((m) => m.listening === "ws chan")) {
+      if (Date.now() > end) throw new Error("no listening message");
+      await Bun.sleep(10);
+    }
+    await notifyThrough("ws chan", ["a", "b", "c", "d"]);
+    while (got.filter((m) => m.payload !== undefined).length < 4) {
+      if (Date.now() > end + 5000) throw new Error("missing notifications: " + JSON.stringify(got));
+      await Bun.sleep(10);
+    }
+    expect(got.filter((m) => m.payload !== undefined).map((m) => m.payload)).toEqual(["a", "b", "c", "d"]);
+    ws.close();
+  });
+
+  test("without the token, or for a database without listen_token, the endpoint refuses", async () => {
+    expect((await fetch(`http://127.0.0.1:${http}/listen/orders?database=app`)).status).toBe(401);
+    expect((await fetch(`http://127.0.0.1:${http}/listen/orders?database=app&token=wrong`)).status).toBe(401);
+    const closed = await fetch(`http://127.0.0.1:${http}/listen/orders?database=closed&token=${TOKEN}`);
+    expect(closed.status).toBe(403);
+    expect(await closed.text()).toContain("listen_token");
+    expect((await fetch(`http://127.0.0.1:${http}/listen/orders?database=nope&token=${TOKEN}`)).status).toBe(404);
+  });
+
+  test("/metrics counts listeners and delivered notifications", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${http}/metrics`)).text();
+    expect(text).toMatch(/pgbun_pool_notifications_delivered_total\{[^}]*\} [1-9]/);
+    expect(text).toContain("pgbun_pool_listen_subscribers");
+    expect(text).toContain("pgbun_pool_clients_pinned");
+  });
 });

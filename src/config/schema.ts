@@ -77,6 +77,8 @@ export interface DatabaseConfig {
   pool_size?: number;
   min_pool_size?: number;
   max_db_connections?: number;
+  /** Bearer token for GET /listen/CHANNEL?database=NAME on the HTTP endpoint (SSE or WebSocket); absent: off. */
+  listen_token?: string;
 }
 
 export interface UserConfig {
@@ -246,6 +248,7 @@ export const databaseSchema = z
     pool_size: z.number().int().min(1).max(POOL_MAX).optional(),
     min_pool_size: z.number().int().min(0).max(POOL_MAX).optional(),
     max_db_connections: z.number().int().min(0).max(CONN_MAX).optional(),
+    listen_token: z.string().min(8).optional(),
   })
   .strict()
   // Without a user pgbun logs in as each client's own user, so a lone password would be sent for users it was never meant for.

@@ -7,6 +7,7 @@ import { log } from "../log.ts";
 import { HealthMonitor, type HealthStatus } from "./health.ts";
 import { renderMetrics } from "./prometheus.ts";
 import { snapshotAll } from "./snapshot.ts";
+import { listenRequest, listenSocket, type StreamData } from "../notify/http-stream.ts";
 
 /** When this pgbun started, and a random id per start: a client polling /stats sees a restart even when the pid is reused. */
 export interface RunIdentity {
@@ -63,22 +64,24 @@ export function health(src: HealthSource, monitor: HealthMonitor): { ok: boolean
   return { ok: status === "up", body: { status, components: { listener: { status: listener }, upstreams } } };
 }
 
-export function startHttp(src: HealthSource, host: string, port: number): Server<undefined> {
+export function startHttp(src: HealthSource, host: string, port: number): Server<StreamData> {
   const reg = src.registry;
   const monitor = new HealthMonitor(reg);
   monitor.start();
-  return Bun.serve({
+  return Bun.serve<StreamData>({
     hostname: host,
     port,
+    websocket: listenSocket,
     // Never Bun's development error page: it shows source paths and stacks to whoever asks.
     development: false,
     error(err) {
       log.error("http", "request failed", { error: err.message, stack: err.stack ?? "" });
       return new Response("internal error\n", { status: 500, headers: PLAIN });
     },
-    fetch(req) {
+    fetch(req, server) {
       const path = requestPath(req);
       if (path === null) return new Response("bad request: missing or malformed Host header\n", { status: 400, headers: PLAIN });
+      if (path.startsWith("/listen/")) return listenRequest(reg, req, path, server);
       switch (path) {
         case "/metrics":
           return new Response(renderMetrics(reg, { openClientSockets: reg.clients.size, uptimeSeconds: (Date.now() - reg.startedAt) / 1000 }), {

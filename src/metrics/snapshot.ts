@@ -34,6 +34,12 @@ export interface PoolSnapshot {
   prepared_statements_hits: number;
   prepared_statements_misses: number;
   prepared_statements_evictions: number;
+  /** LISTEN in transaction mode: subscriptions held by the pool's listening connection (clients and HTTP streams). */
+  listen_subscribers: number;
+  notifications_delivered: number;
+  notification_clients_dropped: number;
+  /** Clients kept on their server by session state (advisory lock, temporary table, WITH HOLD cursor). */
+  clients_pinned: number;
   paused: boolean;
   last_error: string;
 }
@@ -42,8 +48,10 @@ export function snapshotPool(p: Pool, nowMs = performance.now()): PoolSnapshot {
   let clActive = 0;
   let clWaiting = 0;
   let clIdle = 0;
+  let clPinned = 0;
   let oldestWait = nowMs;
   for (const c of p.clients) {
+    if (c.pinned) clPinned++;
     if (c.state === "active") clActive++;
     else if (c.state === "waiting") {
       clWaiting++;
@@ -92,6 +100,10 @@ export function snapshotPool(p: Pool, nowMs = performance.now()): PoolSnapshot {
     prepared_statements_hits: st.prepared_statements_hits,
     prepared_statements_misses: st.prepared_statements_misses,
     prepared_statements_evictions: st.prepared_statements_evictions,
+    listen_subscribers: p.listenSubscribers,
+    notifications_delivered: st.notifications_delivered,
+    notification_clients_dropped: st.notification_clients_dropped,
+    clients_pinned: clPinned,
     paused: p.paused,
     last_error: p.lastError,
   };

@@ -36,6 +36,10 @@ export class ListenHub implements ServerOwner {
   private readonly ahead = new Map<string, number>();
   /** Channels the dedicated connection listens on (LISTEN sent). */
   private readonly listening = new Set<string>();
+  /** Channels whose LISTEN PostgreSQL has answered on the current connection. */
+  private readonly confirmed = new Set<string>();
+  /** Callbacks waiting for a channel's LISTEN to be answered. */
+  private readonly waiting = new Map<string, Array<() => void>>();
   private retryAt = 0;
 
   constructor(
@@ -85,9 +89,34 @@ export class ListenHub implements ServerOwner {
       return;
     }
     if (!this.ready) return; // every wanted channel is listened on at login
-    if (wanted) this.listening.add(channel);
-    else this.listening.delete(channel);
-    this.conn.runInternal(`${wanted ? "LISTEN" : "UNLISTEN"} ${quoteChannel(channel)}`);
+    if (wanted) {
+      this.listening.add(channel);
+      this.conn.runInternal(`LISTEN ${quoteChannel(channel)}`, () => this.confirm(channel));
+    } else {
+      this.listening.delete(channel);
+      this.confirmed.delete(channel);
+      this.conn.runInternal(`UNLISTEN ${quoteChannel(channel)}`);
+    }
+  }
+
+  private confirm(channel: string): void {
+    if (!this.listening.has(channel)) return;
+    this.confirmed.add(channel);
+    const list = this.waiting.get(channel);
+    if (list === undefined) return;
+    this.waiting.delete(channel);
+    for (const cb of list) cb();
+  }
+
+  /** Runs `cb` once PostgreSQL has answered the LISTEN on `channel` (at once if it has). */
+  whenListening(channel: string, cb: () => void): void {
+    if (this.confirmed.has(channel)) {
+      cb();
+      return;
+    }
+    const list = this.waiting.get(channel);
+    if (list === undefined) this.waiting.set(channel, [cb]);
+    else list.push(cb);
   }
 
   private connect(): void {
@@ -120,7 +149,7 @@ export class ListenHub implements ServerOwner {
     const channels = new Set([...this.subs.keys(), ...this.ahead.keys()]);
     for (const ch of channels) {
       this.listening.add(ch);
-      s.runInternal(`LISTEN ${quoteChannel(ch)}`);
+      s.runInternal(`LISTEN ${quoteChannel(ch)}`, () => this.confirm(ch));
     }
   }
 
@@ -139,6 +168,7 @@ export class ListenHub implements ServerOwner {
     this.conn = null;
     this.ready = false;
     this.listening.clear();
+    this.confirmed.clear();
     this.retryAt = clock.now + 1000;
     log.warn("notify", "listening connection lost", { server: s.id, reason: why, subscribers: this.subscribers });
     // Notifications sent while nobody listened are gone: every subscriber is told, as its own connection would be.
