@@ -456,9 +456,9 @@ export class ServerConn implements FrameSink {
     this.syncedKey = changes.length === 0 ? key : null;
   }
 
-  /** Runs SQL of pgbun's own (the listening connection's LISTEN/UNLISTEN); its replies are swallowed. */
-  runInternal(sql: string): void {
-    this.sendInternal(query(sql), NO_REPLY);
+  /** Runs SQL of pgbun's own (the listening connection's LISTEN/UNLISTEN); its replies are swallowed, `done` runs once answered. */
+  runInternal(sql: string, done?: () => void): void {
+    this.sendInternal(query(sql), done === undefined ? NO_REPLY : { onReply() {}, answered: done });
   }
 
   /** Sends a Query pgbun makes itself; its replies are swallowed and handed to `req`. */
