@@ -6,7 +6,7 @@ import { formatConfigError, parseCli } from "./cli.ts";
 import { ConfigError } from "./config/errors.ts";
 import type { Config } from "./config/schema.ts";
 import type { ClientConn } from "./frontend/client.ts";
-import { listen } from "./frontend/listener.ts";
+import { listen, listenUnix } from "./frontend/listener.ts";
 import { configureLog, log } from "./log.ts";
 import { configureTls } from "./net/tls.ts";
 import { startHttp, type HealthSource } from "./metrics/http.ts";
@@ -23,6 +23,8 @@ export class Lifecycle implements Controller, HealthSource {
   readonly registry: Registry;
   readonly statsWindow: StatsWindow;
   private listener: TCPSocketListener<ClientConn> | null = null;
+  /** unix_socket_dir's socket, beside the TCP listener. */
+  private unix: { path: string; stop(closeActive: boolean): void } | null = null;
   private http: Server<StreamData> | null = null;
   private timers: Array<() => void> = [];
   private stopping = false;
@@ -54,10 +56,23 @@ export class Lifecycle implements Controller, HealthSource {
     this.listener = listen(this.registry, s.listen.host, s.listen.port, this.role !== null);
     if (this.role !== null) this.joinWorkers(this.role);
     this.timers.push(startJanitor(this.registry, (c) => this.sweep(c)));
+    const autodbs = setInterval(() => this.registry.sweepAutodbs(), 1000);
+    this.timers.push(() => clearInterval(autodbs));
     const period = setInterval(() => this.statsWindow.roll(), Math.max(1, s.stats_period) * 1000);
     this.timers.push(() => clearInterval(period));
     if (s.stats_listen) this.http = startHttp(this, s.stats_listen.host, s.stats_listen.port);
     return this.listener.port;
+  }
+
+  /**
+   * unix_socket_dir: also listen on DIR/.s.PGSQL.PORT, PORT being the TCP listener's (with workers, the first one
+   * listens there). Returns the socket's path, or null when unix_socket_dir is empty.
+   */
+  async listenUnix(port: number): Promise<string | null> {
+    const s = this.registry.settings;
+    if (s.unix_socket_dir === "" || (this.role !== null && this.role.index !== 0)) return null;
+    this.unix = await listenUnix(this.registry, s.unix_socket_dir, port, parseInt(s.unix_socket_mode, 8));
+    return this.unix.path;
   }
 
   /** A worker takes cancel requests forwarded by its siblings on a private port, and learns theirs from the supervisor. */
@@ -122,8 +137,8 @@ export class Lifecycle implements Controller, HealthSource {
       log.warn("main", "listen changed in the config: it applies at the next restart");
     }
     for (const [key, pool] of reg.pools) {
-      const db = next.databases.get(pool.spec.name);
-      if (db === undefined || !reg.lookup(pool.spec.name, pool.spec.user).userKnown) {
+      const db = reg.databaseFor(pool.spec.name);
+      if (db === undefined || !reg.userStillKnown(db, pool.spec.user)) {
         pool.draining = true;
         pool.retireAll();
         if (pool.clients.size === 0 && pool.servers.size === 0) reg.pools.delete(key);
@@ -171,6 +186,7 @@ export class Lifecycle implements Controller, HealthSource {
       return;
     }
     this.listener?.stop(false);
+    this.unix?.stop(false);
     this.stopping = true;
     log.info("main", "SHUTDOWN WAIT_FOR_CLIENTS: no new clients; exiting when the last one leaves");
     const check = setInterval(() => {
@@ -185,6 +201,7 @@ export class Lifecycle implements Controller, HealthSource {
     this.stopping = true;
     this.dismissIdle = true;
     this.listener?.stop(false);
+    this.unix?.stop(false);
     const limit = this.registry.settings.shutdown_timeout * 1000;
     const started = Date.now();
     log.info("main", "SIGTERM: no new clients; waiting for transactions in flight", { shutdown_timeout: this.registry.settings.shutdown_timeout });
@@ -201,6 +218,7 @@ export class Lifecycle implements Controller, HealthSource {
   exit(code: number): never {
     for (const stop of this.timers) stop();
     this.listener?.stop(true);
+    this.unix?.stop(true);
     this.http?.stop(true);
     process.exit(code);
   }

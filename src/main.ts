@@ -49,8 +49,16 @@ async function main(): Promise<void> {
     );
     process.exit(1);
   }
+  let unixPath: string | null = null;
+  try {
+    unixPath = await app.listenUnix(port);
+  } catch (err) {
+    process.stderr.write(`pgbun: cannot listen on a Unix socket in ${s.unix_socket_dir}: ${(err as Error).message}; fix unix_socket_dir (--unix-socket-dir), or set it to "" to listen on TCP only\n`);
+    app.exit(1);
+  }
   // Workers stay quiet: their supervisor prints the one line once all of them listen.
   if (role === null) process.stdout.write(`pgbun listening on ${s.listen.host}:${port}\n`);
+  if (unixPath !== null) process.stdout.write(`pgbun listening on Unix socket ${unixPath}\n`);
   if (app.httpPort !== null) process.stdout.write(`pgbun stats on http://${s.stats_listen!.host}:${app.httpPort}\n`);
   log.info("main", "started", { listen: `${s.listen.host}:${port}`, pool_mode: s.pool_mode, databases: [...config.databases.keys()].join(",") });
 

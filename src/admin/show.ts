@@ -7,6 +7,8 @@ import type { ClientConn } from "../frontend/client.ts";
 import { tlsLabel } from "../net/tls.ts";
 import { snapshotAll, TOTAL_KEYS, totalsByDatabase } from "../metrics/snapshot.ts";
 import type { Registry } from "../pool/registry.ts";
+import { cameViaUnixSocket } from "../frontend/listener.ts";
+import { replicationOf } from "../frontend/replication.ts";
 import { int8, resultSet, text, type Cell, type Column } from "./result-set.ts";
 import { VERSION } from "../version.ts";
 import type { StatsWindow } from "../metrics/stats-window.ts";
@@ -56,7 +58,7 @@ export function showStats(reg: Registry, window: StatsWindow, which: "STATS" | "
 const CONN_COLUMNS: Column[] = [
   text("type"), text("user"), text("database"), text("state"), text("addr"), int8("port"), text("local_addr"), int8("local_port"),
   text("connect_time"), text("request_time"), int8("wait"), int8("wait_us"), int8("close_needed"), text("ptr"), text("link"),
-  int8("remote_pid"), text("tls"), text("application_name"), int8("prepared_statements"), int8("id"),
+  int8("remote_pid"), text("tls"), text("application_name"), int8("prepared_statements"), int8("id"), text("replication"),
 ];
 
 export function showClients(reg: Registry): Uint8Array {
@@ -65,10 +67,12 @@ export function showClients(reg: Registry): Uint8Array {
   for (const c of reg.clients) {
     const waitUs = c.state === "waiting" ? Math.round((now - c.waitStartedAt) * 1000) : 0;
     const sock = c.socket as unknown as { remotePort?: number; localPort?: number; localAddress?: string };
+    // PgBouncer shows a Unix-socket client as address "unix".
+    const unix = cameViaUnixSocket(c);
     rows.push([
-      "C", c.user, c.database, clientState(c), c.remote, sock.remotePort ?? 0, sock.localAddress ?? "", sock.localPort ?? 0,
+      "C", c.user, c.database, clientState(c), unix ? "unix" : c.remote, unix ? 0 : (sock.remotePort ?? 0), unix ? "unix" : (sock.localAddress ?? ""), unix ? 0 : (sock.localPort ?? 0),
       ts(c.connectedAt), ts(c.connectedAt), Math.floor(waitUs / 1e6), waitUs % 1e6, 0, `c${c.id}`, c.server ? `s${c.server.id}` : "",
-      c.pid, tlsLabel(c.socket as Socket<unknown>), c.wanted.get("application_name") ?? "", c.statements.size, c.id,
+      c.pid, tlsLabel(c.socket as Socket<unknown>), c.wanted.get("application_name") ?? "", c.statements.size, c.id, replicationOf(c),
     ]);
   }
   return resultSet(CONN_COLUMNS, rows);
@@ -96,7 +100,7 @@ export function showServers(reg: Registry): Uint8Array {
       rows.push([
         "S", s.target.user, p.spec.name, state, s.target.host, s.target.port, sock?.localAddress ?? "", sock?.localPort ?? 0,
         ts(s.createdAt), ts(s.createdAt), 0, 0, s.retire ? 1 : 0, `s${s.id}`, s.client ? `c${s.client.id}` : "",
-        s.pid, serverTlsLabel(s), s.reported.get("application_name") ?? "", s.statements.size, s.id,
+        s.pid, serverTlsLabel(s), s.reported.get("application_name") ?? "", s.statements.size, s.id, "none",
       ]);
     }
   }
@@ -110,7 +114,9 @@ export function showDatabases(reg: Registry, disabled: Set<string>): Uint8Array 
   ];
   const s = reg.settings;
   const rows: Cell[][] = [];
-  for (const d of reg.config.databases.values()) {
+  // Databases made from the wildcard entry are listed by the name clients asked for, as PgBouncer lists them.
+  const made = [...reg.autodbs.values()].map((a) => a.db).filter((d) => !reg.config.databases.has(d.name));
+  for (const d of [...reg.config.databases.values(), ...made]) {
     let current = 0;
     let paused = false;
     for (const p of reg.pools.values()) {

@@ -1,5 +1,6 @@
 // A CancelRequest on a connection of its own, as PostgreSQL requires; `done` runs once whatever happens.
 
+import { connectSocket } from "../net/address.ts";
 import { cancelRequest } from "../protocol/messages.ts";
 
 export function sendCancel(host: string, port: number, pid: number, secret: number, done: () => void): void {
@@ -9,10 +10,10 @@ export function sendCancel(host: string, port: number, pid: number, secret: numb
     finished = true;
     done();
   };
-  Bun.connect({
-    hostname: host,
+  connectSocket<undefined>(
+    host,
     port,
-    socket: {
+    {
       open: (s) => {
         s.write(cancelRequest(pid, secret));
         s.flush();
@@ -22,5 +23,6 @@ export function sendCancel(host: string, port: number, pid: number, secret: numb
       connectError: finish,
       error: finish,
     },
-  }).catch(finish);
+    undefined,
+  ).catch(finish);
 }

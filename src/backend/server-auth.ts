@@ -2,7 +2,8 @@
 
 import { md5Response, isMd5Hash } from "../protocol/md5.ts";
 import { passwordMessage, saslInitialResponse, saslResponse } from "../protocol/messages.ts";
-import { ScramClientExchange } from "../protocol/scram.ts";
+import { ScramClientExchange, type ScramClientKeys } from "../protocol/scram.ts";
+import { scramKeysFor } from "./scram-keys.ts";
 import { isScramVerifier } from "../protocol/scram.ts";
 import { AUTH_CLEARTEXT, AUTH_MD5, AUTH_OK, AUTH_SASL, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL } from "../protocol/tags.ts";
 import { readCString, decodeText } from "../protocol/messages.ts";
@@ -48,7 +49,7 @@ export class ServerAuth {
         if (!mechs.includes("SCRAM-SHA-256")) {
           throw new ServerAuthError(`the server offers SASL mechanisms ${mechs.join(", ")}; pgbun supports SCRAM-SHA-256`);
         }
-        this.scram = new ScramClientExchange(this.plain("SCRAM-SHA-256"));
+        this.scram = new ScramClientExchange(this.scramSecret());
         // Over TLS, bind to the server's certificate when it offers PLUS; "y" tells it we could have, had it offered.
         const plus = mechs.includes("SCRAM-SHA-256-PLUS");
         const data = plus && this.channelBinding !== null ? this.channelBinding() : null;
@@ -67,6 +68,20 @@ export class ServerAuth {
       default:
         throw new ServerAuthError(`the server asks for an unsupported authentication method (code ${code})`);
     }
+  }
+
+  /** The plain password, or for a stored SCRAM verifier the keys a client's proof gave (see scram-keys.ts). */
+  private scramSecret(): string | ScramClientKeys {
+    const pw = this.password;
+    if (pw === undefined || !isScramVerifier(pw)) return this.plain("SCRAM-SHA-256");
+    const keys = scramKeysFor(pw);
+    if (keys === null) {
+      throw new ServerAuthError(
+        `the server asks for SCRAM-SHA-256 and pgbun holds only a SCRAM secret for user "${this.user}": it can log in with it once ` +
+          "that user has logged in to pgbun with SCRAM (its proof gives the keys); to log in before that, configure the plain password",
+      );
+    }
+    return keys;
   }
 
   private plain(method: string): string {

@@ -89,6 +89,14 @@ const DEFAULTS: Settings = {
   server_tls_cert_file: "",
   server_tls_protocols: "secure",
   server_tls_ciphers: "default",
+  auth_file: "",
+  auth_hba_file: "",
+  auth_user: "",
+  auth_query: "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin",
+  auth_dbname: "",
+  autodb_idle_timeout: 3600,
+  unix_socket_dir: "",
+  unix_socket_mode: "0777",
 };
 
 describe("defaults", () => {

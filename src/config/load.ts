@@ -1,6 +1,8 @@
 // The Config: defaults, then the TOML file, then PGBUN_* environment variables, then flags, each overriding the one before.
 
+import { parseHba } from "../frontend/hba.ts";
 import { parseArgs, type ParsedArgs } from "./argv.ts";
+import { parseAuthFile, readSettingFile } from "./auth-file.ts";
 import { ConfigError, envName, flagName, type ConfigSource } from "./errors.ts";
 import { readConfigFile } from "./file.ts";
 import { readTls } from "./tls.ts";
@@ -47,7 +49,30 @@ export function configFromParsed(args: ParsedArgs, env: Record<string, string | 
       `no database to pool: pass --upstream postgres://USER:PASSWORD@HOST:PORT/DB, or add a [databases.NAME] section with host, port and dbname to ${where}`,
     );
   }
-  return { settings, databases, users, source: { configFile: file?.path ?? null }, tls: readTls(settings, cwd) };
+  return { settings, databases, users, source: { configFile: file?.path ?? null }, tls: readTls(settings, cwd), ...authFiles(settings, cwd) };
+}
+
+/** auth_file and auth_hba_file, read with the config so that a reload re-reads them and a bad one is refused like a bad setting. */
+function authFiles(s: Settings, cwd: string): Pick<Config, "authFile" | "hba"> {
+  if (!/^0?[0-7]{3}$/.test(s.unix_socket_mode.trim())) {
+    throw new ConfigError(`invalid value ${JSON.stringify(s.unix_socket_mode)} for unix_socket_mode: expected an octal file mode such as 0777 or 0700`, {
+      key: "unix_socket_mode",
+      value: s.unix_socket_mode,
+    });
+  }
+  const out: Pick<Config, "authFile" | "hba"> = {};
+  if (s.auth_file !== "") {
+    const f = readSettingFile("auth_file", s.auth_file, cwd);
+    out.authFile = parseAuthFile(f.text, f.path);
+  }
+  if (s.auth_type === "hba") {
+    if (s.auth_hba_file === "") {
+      throw new ConfigError("auth_type = hba needs the rules: set auth_hba_file (--auth-hba-file) to a file in pg_hba.conf format", { key: "auth_hba_file" });
+    }
+    const f = readSettingFile("auth_hba_file", s.auth_hba_file, cwd);
+    out.hba = parseHba(f.text, f.path);
+  }
+  return out;
 }
 
 interface Candidate {

@@ -4,7 +4,7 @@ import { z } from "zod";
 
 export type PoolMode = "session" | "transaction" | "statement";
 /** How clients prove who they are, in PgBouncer's words ("plain" is a cleartext password). */
-export type AuthType = "trust" | "plain" | "md5" | "scram-sha-256";
+export type AuthType = "trust" | "plain" | "md5" | "scram-sha-256" | "hba";
 export type LogLevel = "debug" | "info" | "warn" | "error";
 export type LogFormat = "text" | "json";
 /** libpq's sslmode values, which PgBouncer's client_tls_sslmode and server_tls_sslmode take with the same meanings. */
@@ -64,6 +64,14 @@ export interface Settings {
   server_tls_cert_file: string;
   server_tls_protocols: string;
   server_tls_ciphers: string;
+  auth_file: string;
+  auth_hba_file: string;
+  auth_user: string;
+  auth_query: string;
+  auth_dbname: string;
+  autodb_idle_timeout: number;
+  unix_socket_dir: string;
+  unix_socket_mode: string;
 }
 
 export interface DatabaseConfig {
@@ -77,6 +85,10 @@ export interface DatabaseConfig {
   pool_size?: number;
   min_pool_size?: number;
   max_db_connections?: number;
+  /** Overrides the global auth_user for this database (PgBouncer's per-database auth_user). */
+  auth_user?: string;
+  auth_dbname?: string;
+  auth_query?: string;
   /** Bearer token for GET /listen/CHANNEL?database=NAME on the HTTP endpoint (SSE or WebSocket); absent: off. */
   listen_token?: string;
 }
@@ -87,6 +99,8 @@ export interface UserConfig {
   password?: string;
   pool_mode?: PoolMode;
   max_user_connections?: number;
+  /** How this user proves its password, overriding auth_type (and auth_hba_file's method). */
+  auth_type?: Exclude<AuthType, "hba">;
 }
 
 export interface Config {
@@ -96,6 +110,12 @@ export interface Config {
   source: { configFile: string | null };
   /** The TLS files and choices of each side, read and checked with the config (config/tls.ts); absent: both sides off. */
   tls?: import("./tls.ts").TlsConfig;
+  /** auth_file's users and secrets (PgBouncer's userlist.txt), read with the config; empty without auth_file. */
+  authFile?: Map<string, string>;
+  /** auth_hba_file's rules, read with the config when auth_type is hba. */
+  hba?: import("../frontend/hba.ts").HbaRule[];
+  /** Settings read from a pgbouncer.ini that pgbun does not implement: reported once at start. */
+  notices?: string[];
 }
 
 export type SettingKind = "int" | "seconds" | "bool" | "string" | "list" | "address" | "address?" | "enum";
@@ -113,7 +133,9 @@ export interface SettingSpec<T = unknown> {
 }
 
 export const POOL_MODES = ["session", "transaction", "statement"] as const satisfies readonly PoolMode[];
-export const AUTH_TYPES = ["trust", "plain", "md5", "scram-sha-256"] as const satisfies readonly AuthType[];
+export const AUTH_TYPES = ["trust", "plain", "md5", "scram-sha-256", "hba"] as const satisfies readonly AuthType[];
+/** PgBouncer's default auth_query: a role's password, NULL once it has expired; no row for a role that cannot log in. */
+export const DEFAULT_AUTH_QUERY = "SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin";
 export const TLS_MODES = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] as const satisfies readonly TlsMode[];
 const LOG_LEVELS = ["debug", "info", "warn", "error"] as const satisfies readonly LogLevel[];
 const LOG_FORMATS = ["text", "json"] as const satisfies readonly LogFormat[];
@@ -177,6 +199,14 @@ export const SETTINGS: { readonly [K in keyof Settings]: SettingSpec<Settings[K]
   server_tls_cert_file: { kind: "string", default: "", help: "client certificate (PEM) pgbun shows PostgreSQL, for its cert authentication (empty: none)" },
   server_tls_protocols: { kind: "string", default: "secure", help: "TLS versions used towards PostgreSQL, as client_tls_protocols" },
   server_tls_ciphers: { kind: "string", default: "default", help: "TLS 1.2 cipher list towards PostgreSQL, as client_tls_ciphers" },
+  auth_file: { kind: "string", default: "", help: "PgBouncer userlist.txt: \"user\" \"secret\" lines (plain, md5 or SCRAM secrets), re-read at reload (empty: none)" },
+  auth_hba_file: { kind: "string", default: "", help: "pg_hba.conf-style rules choosing each login's method when auth_type is hba" },
+  auth_user: { kind: "string", default: "", help: "user that looks up unknown users' passwords in PostgreSQL with auth_query (empty: off)" },
+  auth_query: { kind: "string", default: DEFAULT_AUTH_QUERY, help: "query run as auth_user with the user name as $1; returns the name and the password" },
+  auth_dbname: { kind: "string", default: "", help: "database auth_query runs in (empty: the database the client asked for)" },
+  autodb_idle_timeout: seconds(3600, "free a pool the wildcard database [databases.\"*\"] created once unused this long"),
+  unix_socket_dir: { kind: "string", default: "", help: "also listen on a Unix socket .s.PGSQL.PORT in this folder (empty: off)" },
+  unix_socket_mode: { kind: "string", default: "0777", help: "file mode of the Unix socket, in octal" },
 };
 
 export const SETTING_KEYS = Object.keys(SETTINGS) as Array<keyof Settings>;
@@ -248,6 +278,9 @@ export const databaseSchema = z
     pool_size: z.number().int().min(1).max(POOL_MAX).optional(),
     min_pool_size: z.number().int().min(0).max(POOL_MAX).optional(),
     max_db_connections: z.number().int().min(0).max(CONN_MAX).optional(),
+    auth_user: z.string().min(1).optional(),
+    auth_dbname: z.string().min(1).optional(),
+    auth_query: z.string().min(1).optional(),
     listen_token: z.string().min(8).optional(),
   })
   .strict()
@@ -268,6 +301,7 @@ export const userSchema = z
       .optional(),
     pool_mode: poolModeSchema.optional(),
     max_user_connections: z.number().int().min(0).max(CONN_MAX).optional(),
+    auth_type: z.enum(["trust", "plain", "md5", "scram-sha-256"]).optional(),
   })
   .strict();
 

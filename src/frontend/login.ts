@@ -1,6 +1,7 @@
 // A client's startup phase: SSL/GSS negotiation, cancel requests, the startup packet and password authentication.
 
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes, type X509Certificate } from "node:crypto";
+import { rememberScramKeys } from "../backend/scram-keys.ts";
 import { log } from "../log.ts";
 import { isMd5Hash, md5PasswordHash, verifyMd5Response } from "../protocol/md5.ts";
 import {
@@ -25,9 +26,11 @@ import {
 import { AUTH_CLEARTEXT, AUTH_MD5, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL, F_PASSWORD } from "../protocol/tags.ts";
 import type { ClientConn } from "./client.ts";
 import { acceptSslRequest, clientChannelBinding, clientEncrypted, clientTlsRequired } from "./client-tls.ts";
-import type { ClientContext, LoginTarget } from "./context.ts";
+import type { ClientContext, LoginFrom, LoginTarget } from "./context.ts";
+import { cameViaUnixSocket } from "./listener.ts";
+import { passReplication } from "./replication.ts";
 
-type Step = "startup" | "tls" | "cleartext" | "md5" | "sasl-initial" | "sasl-final";
+type Step = "startup" | "tls" | "lookup" | "cleartext" | "md5" | "sasl-initial" | "sasl-final";
 
 const INSUFFICIENT_PRIVILEGE = "42501";
 
@@ -45,8 +48,40 @@ function verifierFor(secret: string): ScramVerifier | null {
   return v;
 }
 
-/** A verifier nobody knows the password of: unknown users go through the same exchange and fail the same way. */
-let decoy: ScramVerifier | null = null;
+/**
+ * A verifier nobody knows the password of, for a user that does not exist: the exchange runs and fails like a wrong
+ * password. Its salt depends on the user name and a secret of this process, so asking twice shows the same salt, as
+ * for a real user; PostgreSQL does the same.
+ */
+const decoySecret = randomBytes(32);
+function decoyFor(user: string): ScramVerifier {
+  return {
+    iterations: 4096,
+    salt: new Uint8Array(createHmac("sha256", decoySecret).update(user).digest().subarray(0, 16)),
+    storedKey: new Uint8Array(randomBytes(32)),
+    serverKey: new Uint8Array(randomBytes(32)),
+  };
+}
+
+/** The CN of the client's verified TLS certificate; null without TLS, certificate or verification. */
+function certificateName(c: ClientConn): string | null {
+  if (!clientEncrypted(c)) return null;
+  const s = c.socket as unknown as { getPeerX509Certificate?(): X509Certificate | undefined; getAuthorizationError?(): Error | null };
+  const cert = s.getPeerX509Certificate?.();
+  if (cert === undefined || (s.getAuthorizationError?.() ?? null) !== null) return null;
+  const cn = /^CN=(.*)$/m.exec(cert.subject);
+  return cn ? cn[1]! : null;
+}
+
+/** The startup packet's replication parameter, as PostgreSQL reads it; undefined when the value means nothing. */
+function replicationKind(v: string | undefined): LoginFrom["replication"] | undefined {
+  if (v === undefined) return null;
+  const t = v.toLowerCase();
+  if (t === "database") return "logical";
+  if (["true", "on", "yes", "1"].includes(t)) return "physical";
+  if (["false", "off", "no", "0"].includes(t)) return null;
+  return undefined;
+}
 
 export class Login {
   private step: Step = "startup";
@@ -55,6 +90,8 @@ export class Login {
   private scram: ScramServerExchange | null = null;
   /** The user is unknown or has no password: the exchange runs to the end, then fails like a wrong password. */
   private doomed = false;
+  /** replication=true or database in the startup packet: the client gets a server of its own, passed through. */
+  private replication: LoginFrom["replication"] = null;
 
   constructor(
     private readonly client: ClientConn,
@@ -73,6 +110,7 @@ export class Login {
       this.startup(buf, start, end);
       return;
     }
+    if (this.step === "lookup") throw new ProtocolError("unexpected message before the authentication request");
     if (buf[start] !== F_PASSWORD) throw new ProtocolError(`expected a password message, got '${String.fromCharCode(buf[start]!)}'`);
     switch (this.step) {
       case "cleartext":
@@ -104,6 +142,9 @@ export class Login {
           return;
         }
         c.outbox.send(authRequest(AUTH_SASL_FINAL, r.reply));
+        // The proof gives the client key: with it pgbun can log in to a server that stores the same verifier.
+        const secret = this.target!.password!;
+        if (isScramVerifier(secret) && this.scram!.clientKey !== null) rememberScramKeys(secret, this.scram!.clientKey);
         this.finish(true);
         return;
       }
@@ -142,20 +183,61 @@ export class Login {
     for (const [k, v] of p.params) c.startupParams.set(k, v);
     const unsupported = [...p.params.keys()].filter((k) => k.startsWith("_pq_."));
     if (p.minor > 0 || unsupported.length > 0) c.outbox.send(negotiateProtocolVersion(0, unsupported));
-    if (p.params.has("replication") && p.params.get("replication") !== "false") {
-      c.fatal("08P01", "pgbun: replication connections are not supported; connect to PostgreSQL directly");
+    const replication = replicationKind(p.params.get("replication"));
+    if (replication === undefined) {
+      c.fatal("22023", `invalid value for parameter "replication": "${p.params.get("replication")}"`);
       return;
     }
+    this.replication = replication;
     if (c.overLimit) {
       c.fatal("53300", `pgbun: too many client connections (max_client_conn = ${this.ctx.settings.max_client_conn}); raise max_client_conn`);
       return;
     }
-    this.target = this.ctx.lookup(c.database, user);
-    const secret = this.target.password;
-    const method = this.ctx.settings.auth_type;
+    const local = cameViaUnixSocket(c);
+    const found = this.ctx.lookup(c.database, user, { local, tls: clientEncrypted(c), addr: local ? "" : c.remote, replication });
+    if (!(found instanceof Promise)) {
+      this.begin(found);
+      return;
+    }
+    // auth_query is looking the user up; the client waits for its authentication request meanwhile.
+    this.step = "lookup";
+    found.then(
+      (t) => {
+        if (c.state !== "login") return;
+        this.step = "startup";
+        this.begin(t);
+      },
+      (err: Error) => {
+        log.error("client", "user lookup failed", { client: c.id, user, stack: err.stack });
+        c.fatal("XX000", "pgbun internal error");
+      },
+    );
+  }
+
+  /** The user is known (or known not to exist): ask for the method's proof, or refuse. */
+  private begin(target: LoginTarget): void {
+    const c = this.client;
+    const user = c.user;
+    this.target = target;
+    const secret = target.password;
+    const method = target.method;
+    if (typeof method !== "string") {
+      log.warn("client", "login refused", { client: c.id, user, database: c.database, addr: c.remote, reason: method.refuse[1] });
+      c.fatal(method.refuse[0], method.refuse[1]);
+      return;
+    }
+    if (method === "cert") {
+      // As PostgreSQL: a verified client certificate whose common name is the user (client_tls_sslmode verify-ca or verify-full).
+      if (certificateName(c) !== user) {
+        c.fatal("28000", `pgbun: certificate authentication failed for user "${user}": it needs TLS with a client certificate signed by client_tls_ca_file whose CN is the user`);
+        return;
+      }
+      this.finish(true);
+      return;
+    }
     if (method === "trust") {
       if (!this.target.userKnown) {
-        c.fatal("28000", `pgbun: no such user "${user}": add [users.${user}] to the config`);
+        c.fatal("28000", `pgbun: no such user "${user}": add [users.${user}] to the config, or the user to auth_file`);
         return;
       }
       this.finish(true);
@@ -165,18 +247,19 @@ export class Login {
     if (method === "plain") {
       this.step = "cleartext";
       c.outbox.send(authRequest(AUTH_CLEARTEXT));
-    } else if ((method === "md5" && !(secret !== undefined && isScramVerifier(secret))) || (secret !== undefined && isMd5Hash(secret))) {
-      // md5 as asked, or because only an md5 hash is stored (SCRAM cannot be done from it)
+    } else if ((method === "md5" && secret !== undefined && !isScramVerifier(secret)) || (secret !== undefined && isMd5Hash(secret))) {
+      // md5 as asked, or because only an md5 hash is stored (SCRAM cannot be done from it). A user that does not
+      // exist gets SCRAM, as from PostgreSQL with password_encryption = scram-sha-256: like most real users today.
       this.step = "md5";
       this.salt = randomBytes(4);
       c.outbox.send(authRequest(AUTH_MD5, this.salt));
     } else {
-      const verifier = secret === undefined ? (decoy ??= scramVerifierFromPassword(randomBytes(24).toString("hex"))) : verifierFor(secret);
+      const verifier = secret === undefined ? decoyFor(user) : verifierFor(secret);
       if (verifier === null) {
         log.error("client", "stored SCRAM verifier does not parse", { user });
         this.doomed = true;
       }
-      this.scram = new ScramServerExchange(verifier ?? (decoy ??= scramVerifierFromPassword(randomBytes(24).toString("hex"))));
+      this.scram = new ScramServerExchange(verifier ?? decoyFor(user));
       this.step = "sasl-initial";
       // Over TLS, SCRAM-SHA-256-PLUS binds the proof to this connection (channel_binding=require); never over plain text.
       const binding = clientChannelBinding(c);
@@ -223,6 +306,10 @@ export class Login {
     }
     if (refusal !== null) {
       c.fatal(refusal[0], refusal[1]);
+      return;
+    }
+    if (this.replication !== null) {
+      passReplication(c, this.target!.server(), this.replication);
       return;
     }
     const pool = this.target!.pool();

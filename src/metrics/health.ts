@@ -207,6 +207,8 @@ export class HealthMonitor {
    */
   private targetFor(db: DatabaseConfig, pools: Pool[]): ServerTarget | null {
     const reg = this.registry;
+    // The wildcard entry names no database of its own to log in to; the databases made from it are checked by their pools.
+    if (db.name === "*" && db.dbname === "*") return null;
     if (db.user !== undefined) return reg.specFor(db, db.user).target;
     let best: Pool | null = null;
     for (const p of pools) if (best === null || p.lastLoginAt > best.lastLoginAt) best = p;

@@ -1,6 +1,7 @@
 // A short-lived connection outside any pool (a health check's login): connect, exchange a few messages, close, within a deadline.
 
 import type { Socket } from "bun";
+import { connectSocket, describeTarget } from "./address.ts";
 
 /** One conversation over a one-shot connection. */
 export interface Exchange<T> {
@@ -49,10 +50,10 @@ export function oneShot<T>(host: string, port: number, timeoutMs: number, x: Exc
       fail(`no answer within ${timeoutMs} ms`);
       // A connect still pending is abandoned; if it opens later, open() ends it.
     }, timeoutMs);
-    Bun.connect({
-      hostname: host,
+    connectSocket<undefined>(
+      host,
       port,
-      socket: {
+      {
         binaryType: "uint8array",
         open(s) {
           if (done) {
@@ -83,10 +84,11 @@ export function oneShot<T>(host: string, port: number, timeoutMs: number, x: Exc
           fail(`connection error: ${err.message}`);
         },
         connectError(_s, err) {
-          fail(`cannot connect to ${host}:${port}: ${describe(err)}`);
+          fail(`cannot connect to ${describeTarget(host, port)}: ${describe(err)}`);
         },
       },
-    }).catch((err: Error) => fail(`cannot connect to ${host}:${port}: ${describe(err)}`));
+      undefined,
+    ).catch((err: Error) => fail(`cannot connect to ${describeTarget(host, port)}: ${describe(err)}`));
   });
 }
 

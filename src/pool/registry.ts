@@ -3,10 +3,12 @@
 import type { Config, DatabaseConfig, Settings } from "../config/schema.ts";
 import { CancelKeys } from "../frontend/cancel-keys.ts";
 import type { ClientConn } from "../frontend/client.ts";
-import type { ClientContext, ClientPool, LoginTarget } from "../frontend/context.ts";
+import type { ClientContext, ClientPool, LoginFrom, LoginTarget } from "../frontend/context.ts";
 import { ADMIN_DATABASES } from "../admin/databases.ts";
 import { log } from "../log.ts";
 import { cancelRequest } from "../protocol/messages.ts";
+import { closeReason } from "../backend/close-reason.ts";
+import { resolveLogin } from "./login-targets.ts";
 import { Pool, type PoolSpec } from "./pool.ts";
 
 export class Registry implements ClientContext {
@@ -16,6 +18,10 @@ export class Registry implements ClientContext {
   readonly startedAt = Date.now();
   /** Databases refused to new clients (admin DISABLE). */
   readonly disabled = new Set<string>();
+  /** Databases made from the wildcard entry, by the name clients asked for; `from` is the entry they were made from. */
+  readonly autodbs = new Map<string, { db: DatabaseConfig; from: DatabaseConfig; idleSince: number }>();
+  /** Secrets auth_query found, by user: the pools of such users log in to servers with them. */
+  readonly learned = new Map<string, string>();
   /** The admin console for a user, or null when the user may not use it; set by the process that runs the console. */
   admin: ((user: string) => ClientPool | null) | null = null;
 
@@ -34,41 +40,75 @@ export class Registry implements ClientContext {
     return this.config.settings;
   }
 
-  lookup(database: string, user: string): LoginTarget {
-    const u = this.config.users.get(user);
-    if (ADMIN_DATABASES.has(database) && !this.config.databases.has(database)) {
-      const adminPool = this.admin?.(user) ?? null;
-      return {
-        password: u?.password ?? this.forcedUserPassword(user),
-        userKnown: u !== undefined || this.forcedUserPassword(user) !== undefined,
-        pool: () => adminPool,
-        // Details stay out of the message: whether the console exists for others is nobody's business.
-        refusal: () => (adminPool === null ? ["42501", "permission denied"] : null),
-      };
-    }
-    const db = this.config.databases.get(database);
-    const password = u?.password ?? (db?.user === user ? db.password : undefined);
-    const userKnown = u !== undefined || (db !== undefined && db.user === user);
-    return {
-      password,
-      userKnown,
-      pool: () => (db === undefined ? null : this.poolFor(db, user)),
-      refusal: () =>
-        this.disabled.has(database) ? ["57P03", `pgbun: database "${database}" is disabled (DISABLE on the admin console; ENABLE reverses it)`] : null,
-    };
+  lookup(database: string, user: string, from: LoginFrom): LoginTarget | Promise<LoginTarget> {
+    return resolveLogin(this, database, user, from);
   }
 
-  /** The password of a user known only as some database's forced user. */
-  private forcedUserPassword(user: string): string | undefined {
-    for (const d of this.config.databases.values()) if (d.user === user && d.password !== undefined) return d.password;
-    return undefined;
+  /** A user's secret from the config: [users.NAME] password, then auth_file. */
+  staticSecret(user: string): string | undefined {
+    return this.config.users.get(user)?.password ?? this.config.authFile?.get(user);
+  }
+
+  /** Listed in [users] or auth_file (trust admits only known users; others may still be found by auth_query). */
+  staticallyKnown(user: string): boolean {
+    return this.config.users.has(user) || (this.config.authFile?.has(user) ?? false);
+  }
+
+  /** After a reload: whether a pool's user may still log in (config, auth_file, a forced user, or found by auth_query). */
+  userStillKnown(db: DatabaseConfig, user: string): boolean {
+    if (this.staticallyKnown(user) || db.user === user) return true;
+    return this.learned.has(user) && (db.auth_user ?? this.settings.auth_user) !== "";
+  }
+
+  /** The database a client's name means: its own entry, or one made from the wildcard [databases."*"] entry. */
+  databaseFor(name: string, config = this.config): DatabaseConfig | undefined {
+    const own = config.databases.get(name);
+    if (own !== undefined || ADMIN_DATABASES.has(name)) return own;
+    const wild = config.databases.get("*");
+    if (wild === undefined) return undefined;
+    const made = this.autodbs.get(name);
+    if (made !== undefined && made.from === wild) return made.db;
+    // dbname "*" (the default) means the name the client asked for, as PgBouncer's fallback database does.
+    const db: DatabaseConfig = { ...wild, name, dbname: wild.dbname === "*" ? name : wild.dbname };
+    this.autodbs.set(name, { db, from: wild, idleSince: Date.now() });
+    return db;
+  }
+
+  /**
+   * Frees the pools of wildcard-made databases nobody has used for autodb_idle_timeout (no clients, no busy servers):
+   * their idle servers close and the database is forgotten until a client asks for it again.
+   */
+  sweepAutodbs(now = Date.now()): void {
+    const limit = this.settings.autodb_idle_timeout * 1000;
+    for (const [name, a] of this.autodbs) {
+      const pools = [...this.pools.entries()].filter(([, p]) => p.spec.name === name);
+      const busy = pools.some(([, p]) => p.clients.size > 0 || p.servers.size > p.idle.length) || this.clientsOf(name);
+      if (busy) {
+        a.idleSince = now;
+        continue;
+      }
+      if (limit <= 0 || now - a.idleSince < limit) continue;
+      for (const [key, p] of pools) {
+        for (const s of [...p.idle]) s.close(closeReason("server_idle_timeout", "autodb_idle_timeout: the wildcard database was unused"));
+        this.pools.delete(key);
+      }
+      this.autodbs.delete(name);
+      log.info("pool", "wildcard database freed after autodb_idle_timeout", { database: name });
+    }
+  }
+
+  /** Clients still logging in to a database (they hold no pool yet). */
+  private clientsOf(database: string): boolean {
+    for (const c of this.clients) if (c.database === database && c.state === "login") return true;
+    return false;
   }
 
   specFor(db: DatabaseConfig, user: string): PoolSpec {
     const s = this.settings;
     const u = this.config.users.get(user);
     const serverUser = db.user ?? user;
-    const serverPassword = db.user !== undefined ? db.password : u?.password;
+    // A forced user without a password, and every client user, log in with the secret pgbun holds for them.
+    const serverPassword = db.user !== undefined ? (db.password ?? this.staticSecret(db.user)) : (this.staticSecret(user) ?? this.learned.get(user));
     return {
       name: db.name,
       user,
@@ -82,6 +122,11 @@ export class Registry implements ClientContext {
   poolFor(db: DatabaseConfig, user: string): Pool {
     const key = `${db.name}\u0000${user}`;
     let pool = this.pools.get(key);
+    // auth_query may have found a new secret since the pool was made: new servers log in with it.
+    const learned = db.user === undefined && !this.staticallyKnown(user) ? this.learned.get(user) : undefined;
+    if (pool !== undefined && learned !== undefined && pool.spec.target.password !== learned) {
+      pool.spec = { ...pool.spec, target: { ...pool.spec.target, password: learned } };
+    }
     if (pool === undefined) {
       pool = new Pool(this.specFor(db, user), () => this.settings);
       this.pools.set(key, pool);

@@ -282,6 +282,8 @@ export class ScramServerExchange {
   private nonce = "";
   private clientFirstBare = "";
   private serverFirstMessage = "";
+  /** Recovered from the client's proof once it is verified: with the verifier it logs in to a server holding the same one. */
+  clientKey: Uint8Array | null = null;
 
   /** `serverNonce` is the server's half of the nonce, fixed only by tests. */
   constructor(
@@ -359,6 +361,7 @@ export class ScramServerExchange {
     const authMessage = `${this.clientFirstBare},${this.serverFirstMessage},${withoutProof}`;
     const clientKey = xor(proof, hmac(this.verifier.storedKey, authMessage));
     if (!timingSafeEqual(sha256(clientKey), this.verifier.storedKey)) return this.fail("wrong password");
+    this.clientKey = clientKey;
     this.state = "done";
     return { reply: `v=${b64(hmac(this.verifier.serverKey, authMessage))}` };
   }
@@ -377,6 +380,17 @@ type ClientState = "initial" | "awaiting-server-first" | "awaiting-server-final"
  */
 export type ClientChannelBinding = "n" | "y" | Uint8Array;
 
+/**
+ * What a stored verifier plus a client's proven proof give: enough to log in to a server that stores the same verifier
+ * (same salt and iteration count), without the password.
+ */
+export interface ScramClientKeys {
+  clientKey: Uint8Array;
+  serverKey: Uint8Array;
+  salt: Uint8Array;
+  iterations: number;
+}
+
 /** pgbun logging into PostgreSQL with a plain-text password. Problems throw ScramError. */
 export class ScramClientExchange {
   private state: ClientState = "initial";
@@ -390,7 +404,7 @@ export class ScramClientExchange {
    * role from the startup packet; tests set it to replay RFC 7677, whose example names "user".
    */
   constructor(
-    private readonly password: string,
+    private readonly password: string | ScramClientKeys,
     private readonly clientNonce: string = randomNonce(),
     user = "",
   ) {
@@ -422,12 +436,20 @@ export class ScramClientExchange {
     if (!nonce.startsWith(this.clientNonce) || nonce.length === this.clientNonce.length) {
       throw this.fail("the SCRAM server nonce does not extend ours");
     }
-    const salted = saltedPassword(this.password, salt, iterations);
-    const clientKey = hmac(salted, "Client Key");
+    const keys = typeof this.password === "string" ? null : this.password;
+    if (keys !== null && (keys.iterations !== iterations || !Buffer.from(keys.salt).equals(Buffer.from(salt)))) {
+      throw this.fail(
+        "the server's SCRAM secret for this user is not the one pgbun has (another salt or iteration count): " +
+          "put the same SCRAM secret in pgbun as in pg_authid, or the plain password",
+      );
+    }
+    const salted = keys === null ? saltedPassword(this.password as string, salt, iterations) : null;
+    const clientKey = keys?.clientKey ?? hmac(salted!, "Client Key");
+    const serverKey = keys?.serverKey ?? hmac(salted!, "Server Key");
     const withoutProof = `c=${b64(this.bindingInput)},r=${nonce}`;
     const authMessage = `${this.clientFirstBare},${message},${withoutProof}`;
     const proof = xor(clientKey, hmac(sha256(clientKey), authMessage));
-    this.serverSignature = hmac(hmac(salted, "Server Key"), authMessage);
+    this.serverSignature = hmac(serverKey, authMessage);
     this.state = "awaiting-server-final";
     return `${withoutProof},p=${b64(proof)}`;
   }

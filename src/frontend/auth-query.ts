@@ -1,0 +1,139 @@
+// auth_user + auth_query: a user pgbun does not know is looked up in PostgreSQL. pgbun logs in as auth_user and runs
+// auth_query with the user name as $1 (extended protocol, so the name is never spliced into SQL); the answer's second
+// column is the user's secret. Answers, "no such user" included, are kept briefly and shared by logins in flight.
+
+import { ServerAuth } from "../backend/server-auth.ts";
+import { log } from "../log.ts";
+import { oneShot } from "../net/one-shot.ts";
+import { Framer } from "../protocol/framer.ts";
+import { decodeText, parseErrorFields, startupMessage, TERMINATE } from "../protocol/messages.ts";
+import { B_AUTHENTICATION, B_DATA_ROW, B_ERROR_RESPONSE, B_READY_FOR_QUERY, F_BIND, F_EXECUTE, F_PARSE, F_SYNC } from "../protocol/tags.ts";
+import { readInt16, readInt32, Writer } from "../protocol/writer.ts";
+
+export interface AuthQueryTarget {
+  host: string;
+  port: number;
+  /** The database auth_query runs in. */
+  database: string;
+  /** auth_user, and its secret (undefined when the server lets it in without one). */
+  user: string;
+  password: string | undefined;
+  query: string;
+}
+
+/** found: the user exists, with its secret (null: no usable password, e.g. expired). none: no such user. */
+export type AuthQueryAnswer = { kind: "found"; secret: string | null } | { kind: "none" } | { kind: "error"; message: string };
+
+/** Long enough to absorb a burst of logins, short enough that a changed or new password applies almost at once. */
+export const AUTH_QUERY_CACHE_MS = 10_000;
+const TIMEOUT_MS = 5_000;
+const MAX_CACHED = 10_000;
+
+const cache = new Map<string, { at: number; answer: AuthQueryAnswer }>();
+const inFlight = new Map<string, Promise<AuthQueryAnswer>>();
+
+/** The user's secret as auth_query gives it; errors (the query fails, auth_user cannot log in) are answers too. */
+export function lookUpUser(t: AuthQueryTarget, user: string, now = Date.now()): Promise<AuthQueryAnswer> {
+  const key = JSON.stringify([t.host, t.port, t.database, t.user, t.password ?? null, t.query, user]);
+  const hit = cache.get(key);
+  if (hit !== undefined && now - hit.at < AUTH_QUERY_CACHE_MS) return Promise.resolve(hit.answer);
+  let p = inFlight.get(key);
+  if (p === undefined) {
+    p = runQuery(t, user).then((answer) => {
+      inFlight.delete(key);
+      // Failures are not kept: the next login tries again.
+      if (answer.kind !== "error") {
+        if (cache.size >= MAX_CACHED) cache.clear();
+        cache.set(key, { at: Date.now(), answer });
+      } else {
+        log.error("auth", "auth_query failed", { user, auth_user: t.user, database: t.database, error: answer.message });
+      }
+      return answer;
+    });
+    inFlight.set(key, p);
+  }
+  return p;
+}
+
+/** Forgets every cached answer (a reload may change auth_user, auth_query or passwords). */
+export function clearAuthQueryCache(): void {
+  cache.clear();
+}
+
+function runQuery(t: AuthQueryTarget, user: string): Promise<AuthQueryAnswer> {
+  const auth = new ServerAuth(t.user, t.password);
+  const framer = new Framer(1 << 20);
+  let row: Array<string | null> | null = null;
+  let error: string | null = null;
+  let loggedIn = false;
+  const where = `${t.host}:${t.port}`;
+  return oneShot<AuthQueryAnswer>(t.host, t.port, TIMEOUT_MS, {
+    hello: startupMessage({ user: t.user, database: t.database, application_name: "pgbun auth_query" }),
+    failed: (why) => ({ kind: "error", message: `auth_query as "${t.user}" on ${where}: ${why}` }),
+    data(chunk, send, finish) {
+      framer.feed(chunk, {
+        frame(tag, buf, start, end) {
+          switch (tag) {
+            case B_AUTHENTICATION: {
+              const reply = auth.handle(buf, start, end);
+              if (reply !== null) send(reply);
+              return;
+            }
+            case B_DATA_ROW:
+              row ??= dataRow(buf, start, end);
+              return;
+            case B_ERROR_RESPONSE: {
+              const f = parseErrorFields(buf, start, end);
+              error ??= `${f.get("M") ?? "error"} (SQLSTATE ${f.get("C") ?? "?"})`;
+              // Before login, an error ends the conversation: the server closes.
+              if (f.get("S") === "FATAL" || f.get("V") === "FATAL") finish({ kind: "error", message: `auth_query as "${t.user}" on ${where}: ${error}` });
+              return;
+            }
+            case B_READY_FOR_QUERY:
+              // The first one ends the login: the query goes now; the second ends the query.
+              if (!loggedIn) {
+                loggedIn = true;
+                send(queryMessages(t.query, user));
+                return;
+              }
+              send(TERMINATE);
+              if (error !== null) finish({ kind: "error", message: `auth_query as "${t.user}" on ${where}: ${error}` });
+              else if (row === null || row[0] === null) finish({ kind: "none" });
+              else if (row.length < 2) finish({ kind: "error", message: "auth_query must return two columns, the user name and the password" });
+              else finish({ kind: "found", secret: row[1] || null });
+              return;
+          }
+        },
+      });
+    },
+  });
+}
+
+const w = new Writer(256);
+
+/** Parse, Bind (the user name as text), Execute and Sync of the unnamed statement. */
+function queryMessages(sql: string, user: string): Uint8Array {
+  const name = new TextEncoder().encode(user);
+  w.start(F_PARSE).cstr("").cstr(sql).int16(0).end();
+  w.start(F_BIND).cstr("").cstr("").int16(0).int16(1).int32(name.length).bytes(name).int16(0).end();
+  w.start(F_EXECUTE).cstr("").int32(0).end();
+  w.start(F_SYNC).end();
+  return w.take();
+}
+
+function dataRow(buf: Uint8Array, start: number, end: number): Array<string | null> {
+  const n = readInt16(buf, start + 5);
+  const out: Array<string | null> = [];
+  let at = start + 7;
+  for (let i = 0; i < n && at <= end; i++) {
+    const len = readInt32(buf, at);
+    at += 4;
+    if (len < 0) {
+      out.push(null);
+      continue;
+    }
+    out.push(decodeText(buf, at, at + len));
+    at += len;
+  }
+  return out;
+}
