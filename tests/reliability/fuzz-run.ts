@@ -1,5 +1,6 @@
 // The protocol fuzzer's loop: batches of inputs over parallel lanes, then a health check, a stranded-server check and an RSS sample.
 
+import { compareWithPostgres, type Divergence } from "./fuzz-differential.ts";
 import { makeInput, type FuzzInput } from "./fuzz-inputs.ts";
 import { Probe } from "./probe.ts";
 import { RssRecorder, rssKb, type RssSummary } from "./rss.ts";
@@ -27,6 +28,8 @@ export interface FuzzOptions {
   isolate?: boolean;
   /** Send only inputs of these generator families (e.g. "huge-declared", "mutated"); the rest are skipped. */
   only?: string[];
+  /** Share of session inputs also sent on a fresh session straight to PostgreSQL, whose transcript pgbun's must match. */
+  differentialShare?: number;
   /** pgbun's RSS past this (kB) is a finding, and pgbun is restarted before it takes the machine down; default 4 GB. */
   rssCeilingKb?: number;
   progress?: (s: FuzzSummary) => void;
@@ -60,17 +63,19 @@ export interface FuzzSummary {
   outcomes: Record<Outcome, number>;
   kinds: Record<string, number>;
   findings: Finding[];
+  /** Inputs whose transcript through pgbun differed from PostgreSQL's, by class, with up to 3 examples each. */
+  divergences: { total: number; byClass: Record<string, number>; examples: Divergence[] };
   rss: RssSummary;
 }
 
 type Outcome = "answered" | "closedByPgbun" | "noAnswer" | "startupClosedByPgbun" | "startupLeftOpen" | "loginFailed" | "connectFailed";
 
 /** What a lane counts as it goes. */
-type LaneCounts = Pick<FuzzSummary, "outcomes" | "kinds" | "inputsSent" | "logins">;
+type LaneCounts = Pick<FuzzSummary, "outcomes" | "kinds" | "inputsSent" | "logins" | "divergences">;
 
 function emptyCounts(): LaneCounts {
   const outcomes = { answered: 0, closedByPgbun: 0, noAnswer: 0, startupClosedByPgbun: 0, startupLeftOpen: 0, loginFailed: 0, connectFailed: 0 };
-  return { outcomes, kinds: {}, inputsSent: 0, logins: 0 };
+  return { outcomes, kinds: {}, inputsSent: 0, logins: 0, divergences: { total: 0, byClass: {}, examples: [] } };
 }
 
 /** The fuzz target's database: statement_timeout caps what a mutation turns into a long query; fuzz_copy takes COPY FROM STDIN. */
@@ -197,6 +202,7 @@ class Lane {
       this.s.inputsSent++;
       try {
         if (input.phase === "startup") await this.startup(input);
+        else if (pickedForDifferential(id, this.o.differentialShare ?? 0)) await this.differential(input);
         else session = await this.session(input, session);
       } catch {
         // pgbun is gone (connection refused): the batch's check reports it.
@@ -218,6 +224,15 @@ class Lane {
       this.s.outcomes.startupLeftOpen++;
       leave(c, input.id);
     }
+  }
+
+  private async differential(input: FuzzInput): Promise<void> {
+    const d = await compareWithPostgres(this.target, input, Math.max(this.o.sentinelWaitMs ?? 300, 500));
+    if (d === null) return;
+    const v = this.s.divergences;
+    v.total++;
+    v.byClass[d.class] = (v.byClass[d.class] ?? 0) + 1;
+    if (v.examples.filter((e) => e.class === d.class).length < 3) v.examples.push(d);
   }
 
   private async session(input: FuzzInput, reuse: WireClient | null): Promise<WireClient | null> {
@@ -248,6 +263,11 @@ class Lane {
     }
     return null;
   }
+}
+
+/** Whether input `id` also goes straight to PostgreSQL: a hash of the id, so a replay picks the same inputs. */
+function pickedForDifferential(id: number, share: number): boolean {
+  return share > 0 && (Math.imul(id + 1, 0x85ebca6b) >>> 0) / 2 ** 32 < share;
 }
 
 /** How many SSLRequest and GSSENCRequest packets open the bytes: each gets a one-byte answer. */

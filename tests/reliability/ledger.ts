@@ -195,7 +195,9 @@ async function rawWriter(target: Target, w: Writer, rng: Rng): Promise<void> {
 
 /** postgres.js in a transaction block with prepared statements: a rejection cannot say whether COMMIT happened. */
 async function driverWriter(target: Target, w: Writer): Promise<void> {
-  const sql = postgres(target.url(), { max: 1, onnotice: () => {}, connect_timeout: 3, idle_timeout: 0, max_lifetime: null });
+  // Its default backoff grows to 20 s after repeated kills, which would read as a hang here.
+  const backoff = () => 0.05 + Math.random() * 0.2;
+  const sql = postgres(target.url(), { max: 1, onnotice: () => {}, connect_timeout: 3, idle_timeout: 0, max_lifetime: null, backoff });
   try {
     for (let seq = 1; seq <= w.max && Date.now() < w.stopAt; seq++) {
       const id = w.id * 10_000_000 + seq;

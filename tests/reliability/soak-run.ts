@@ -46,6 +46,11 @@ export interface SoakSummary {
   errors: { total: number; unexpected: number; byCode: Record<string, number>; examples: string[] };
   ledger: (Omit<LedgerSummary, "lost" | "phantom" | "failedButPresent"> & { lost: number; phantom: number; failedButPresent: number; examples: number[] }) | null;
   rss: RssSummary & { flatness: Flatness };
+  /**
+   * How late this process's timers ran (p99 and max): when the clients' own process is saturated, their timeouts
+   * (postgres.js's connect_timeout above all) fire late or falsely, and latencies are the harness's, not pgbun's.
+   */
+  eventLoopLagMs: { p99: number; max: number };
   /** After the clients left: pgbun alive, a well-behaved client answered, and no server was left busy. */
   end: { pgbunAlive: boolean; exit: string | null; probe: ProbeResult; probeAgain: ProbeResult | null; strandedServers: string | null; pgbunOutput?: string };
 }
@@ -86,6 +91,7 @@ async function soak(target: Target, o: SoakOptions): Promise<SoakSummary> {
     o.progress?.(`${at} s: ${tally.transactions} transactions, ${tally.unexpectedErrors} unexpected errors, RSS ${rss.samples.at(-1)?.kb} kB`);
   }, everyMs);
   rss.sample(target.pid, 0);
+  const lag = watchEventLoop();
 
   const rampMs = o.rampMs ?? Math.min(10_000, o.durationMs / 10);
   const clients = Array.from({ length: o.clients }, async (_, i) => {
@@ -113,6 +119,7 @@ async function soak(target: Target, o: SoakOptions): Promise<SoakSummary> {
   await Promise.all(clients);
   const book = ledger ? await ledger : null;
   clearInterval(sampler);
+  const eventLoopLagMs = lag.stop();
   rss.sample(target.pid, tally.transactions);
   const elapsed = Date.now() - started;
 
@@ -155,6 +162,25 @@ async function soak(target: Target, o: SoakOptions): Promise<SoakSummary> {
       examples: [...book.lost, ...book.phantom, ...book.failedButPresent].slice(0, 20),
     },
     rss: { ...samples, flatness: flatness(rss.samples, o.flatRatio) },
+    eventLoopLagMs,
     end,
+  };
+}
+
+/** Measures how late a 100 ms timer fires, until stopped. */
+function watchEventLoop(): { stop(): { p99: number; max: number } } {
+  const lags: number[] = [];
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    lags.push(Math.max(0, now - last - 100));
+    last = now;
+  }, 100);
+  return {
+    stop() {
+      clearInterval(timer);
+      const sorted = lags.sort((a, b) => a - b);
+      return { p99: Math.round(sorted[Math.floor(sorted.length * 0.99)] ?? 0), max: Math.round(sorted.at(-1) ?? 0) };
+    },
   };
 }

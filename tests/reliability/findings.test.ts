@@ -1,0 +1,62 @@
+// Bugs the fuzzer's differential oracle found, each as the smallest exchange that shows it; skipped until fixed.
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { Target } from "./target.ts";
+import { encode, fe } from "./wire.ts";
+import { cell, errorOf, type Reply, WireClient } from "./wire-client.ts";
+
+let target: Target;
+
+beforeAll(async () => {
+  target = await Target.start({ poolSize: 1, setupSql: "CREATE TABLE copy_target (n int, t text);" });
+});
+
+afterAll(async () => {
+  await target?.stop();
+});
+
+async function login(): Promise<WireClient> {
+  const c = await WireClient.connect(target.port);
+  expect(await c.login("app", "app", "apppass")).toBe(true);
+  return c;
+}
+
+/** Rows' first cells and errors' SQLSTATEs, in order. */
+const collect = (into: string[]) => (r: Reply) => {
+  if (r.tag === "D") into.push(cell(r) ?? "NULL");
+  if (r.tag === "E") into.push(`E:${errorOf(r).code}`);
+};
+
+// Found by `bun run fuzz` (differential): PostgreSQL accepts CopyData sent right behind COPY FROM STDIN, before its
+// CopyInResponse. Through pgbun that works while a server is free, but when the client has to wait for one (the pool
+// busy, or a new server logging in), the CopyData and CopyDone it sent meanwhile never reach PostgreSQL: the next
+// Query arrives during COPY, PostgreSQL answers 08P01 "unexpected message type 0x51 during COPY from stdin" and ends
+// the session.
+test.skip("COPY data pipelined behind COPY FROM STDIN while the client waits for a server reaches PostgreSQL", async () => {
+  const holder = await login();
+  expect((await holder.request(encode([fe.query("BEGIN")]), 1, 2000)).replies.at(-1)).toBe("Z:T");
+  const c = await login();
+  const done = c.request(encode([fe.query("COPY copy_target FROM STDIN"), fe.copyData("1\tx\n"), fe.copyDone(), fe.query("SELECT 1")]), 2, 5000);
+  await Bun.sleep(200);
+  await holder.request(encode([fe.query("COMMIT")]), 1, 2000);
+  expect((await done).replies).toEqual(["G", "C:COPY 1", "Z:I", "T", "D", "C:SELECT 1", "Z:I"]);
+  holder.end();
+  c.end();
+}, 20_000);
+
+// Found by `bun run fuzz` (differential): after an error PostgreSQL skips every message up to Sync, a Parse included,
+// so a later Bind of that name fails with 26000. Through pgbun, when another client has the same text prepared on the
+// server, the skipped Parse counts as done: the Bind succeeds and the client gets rows from a statement it never
+// prepared.
+test.skip("a Parse that PostgreSQL skipped after an error is not prepared through pgbun either", async () => {
+  const other = await login();
+  await other.request(encode([fe.parse("theirs", "SELECT 'never prepared'"), fe.sync()]), 1, 2000);
+  const c = await login();
+  const seen: string[] = [];
+  const frames = [fe.parse("", "SELECT 1/0"), fe.bind("", ""), fe.execute(), fe.parse("mine", "SELECT 'never prepared'"), fe.sync()];
+  frames.push(fe.bind("", "mine"), fe.execute(), fe.sync());
+  await c.request(encode(frames), 2, 5000, collect(seen));
+  expect(seen).toEqual(["E:22012", "E:26000"]);
+  other.end();
+  c.end();
+}, 20_000);
