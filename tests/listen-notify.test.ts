@@ -116,6 +116,7 @@ test("a LISTEN inside a rolled-back transaction never takes effect; one inside a
   await sender`NOTIFY kept, 'y'`;
   const n = notification(await raw.next());
   expect(n).toMatchObject({ channel: "kept", payload: "y" });
+  await sender`NOTIFY gone, 'x2'`;
   await Bun.sleep(150);
   expect(raw.received).toEqual([]);
   raw.close();
@@ -244,6 +245,45 @@ test("the listening connection killed: subscribers are told and postgres.js list
     return got.includes("again");
   }, 10_000);
   await Promise.all([sql.end(), sender.end()]);
+});
+
+test("Bun.sql's listen receives through transaction pooling", async () => {
+  const sql = new Bun.SQL(url());
+  const got: string[] = [];
+  await sql.listen("bunsql", (payload: string) => got.push(payload));
+  const sender = postgres(url(), { max: 1 });
+  for (const p of ["1", "2", "3"]) await sender`SELECT pg_notify('bunsql', ${p})`;
+  await until(() => got.length === 3);
+  expect(got).toEqual(["1", "2", "3"]);
+  await sender.end();
+  await sql.close();
+});
+
+test("PostgreSQL restarted: listeners are told notifications may be lost; a new LISTEN brings the listening connection back", async () => {
+  const before = await rawClient();
+  before.send(msg.query("LISTEN restart"));
+  await before.untilReady();
+  await pg.restart();
+  await before.waitClosed(10_000);
+  expect(before.received.filter((m) => m.tag === "E").map(errorCode)).toEqual(["08006"]);
+  // As an application would: connect again and LISTEN, retrying while the pool refills.
+  let after: RawClient | null = null;
+  for (let i = 0; i < 50 && after === null; i++) {
+    const c = await rawClient().catch(() => null);
+    if (c !== null) {
+      c.send(msg.query("LISTEN restart"));
+      const tags = await c.untilReady().catch(() => ["lost"]);
+      if (tags.join() === "C,Z:I") after = c;
+      else c.close();
+    }
+    if (after === null) await Bun.sleep(200);
+  }
+  expect(after).not.toBeNull();
+  const sender = postgres(url(), { max: 1 });
+  await sender`NOTIFY restart, 'after'`;
+  expect(notification(await after!.next())).toMatchObject({ channel: "restart", payload: "after" });
+  after!.close();
+  await sender.end();
 });
 
 describe("NOTIFY streams over HTTP", () => {

@@ -100,6 +100,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   private hub: ListenHub | null = null;
   /** This client's LISTENs; null until it sends one. */
   listens: ClientListens | null = null;
+  /** Channels its LISTEN waits for the listening connection to listen on: what it sends meanwhile waits too. */
+  private gate = 0;
   /** Transaction and statement mode: what its SQL does beyond results (LISTEN, session state, SET). */
   private watch: SqlWatch | null = null;
   /** Its server holds session state of its (advisory lock, temporary table, WITH HOLD cursor): it keeps that server. */
@@ -159,11 +161,31 @@ export class ClientConn implements FrameSink, LinkedClient {
 
   /** A statement with effects beyond its result is on its way to the server. */
   effects(e: Effects): void {
-    if (e.listen !== null && this.hub !== null) (this.listens ??= new ClientListens(this.hub, this)).sent(e.listen);
+    if (e.listen !== null && this.hub !== null) {
+      const hub = this.hub;
+      (this.listens ??= new ClientListens(hub, this)).sent(e.listen);
+      // The LISTEN waits until the listening connection listens too: from the client's ReadyForQuery on, nothing is missed.
+      for (const op of e.listen) {
+        if (!op.listen || hub.isListening(op.channel)) continue;
+        this.gate++;
+        hub.whenListening(op.channel, () => this.openGate());
+      }
+    }
     const se = e.session;
     if (se === null) return;
     if (se.mayPin) this.pinCheckDue = true;
     if (se.settings !== null) for (const name of se.settings) (this.settingsDue ??= new Set()).add(name);
+  }
+
+  private openGate(): void {
+    if (--this.gate > 0 || this.state === "closed") return;
+    const server = this.server;
+    if (server !== null) {
+      if (!server.held) this.sendPending(server);
+    } else if (!this.nothingPending && this.state === "idle") {
+      this.waitStartedAt = performance.now();
+      this.pool!.acquire(this);
+    }
   }
 
   /** After a transaction: whether a session-state check is owed (the server then reads it back before release). */
@@ -280,7 +302,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     // The common case in transaction mode: a new request and an idle server: link now and forward in place.
     if (this.server === null && this.state === "idle" && this.nothingPending) this.pool!.tryLink(this);
     const server = this.server;
-    if (server !== null && !server.held) {
+    if (server !== null && !server.held && this.gate === 0) {
       if (server.tracker.owed === 0) server.requestStarted();
       server.tracker.sent(tag);
       server.outbox!.forward(buf, start, end);
@@ -334,7 +356,7 @@ export class ClientConn implements FrameSink, LinkedClient {
 
   private dispatch(action: StatementAction): void {
     const server = this.server;
-    if (server !== null && !server.held) {
+    if (server !== null && !server.held && this.gate === 0) {
       if (!runAction(server, action)) this.pending.push(action);
       return;
     }
@@ -399,7 +421,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     const out = server.outbox!;
     this.gatherWaiting();
     let i = 0;
-    for (; i < this.pending.length && !server.held; i++) {
+    for (; i < this.pending.length && !server.held && this.gate === 0; i++) {
       const msg = this.pending[i]!;
       if (msg instanceof Uint8Array) {
         // A slice may hold several messages: each one owes its replies.

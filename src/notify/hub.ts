@@ -108,7 +108,12 @@ export class ListenHub implements ServerOwner {
     for (const cb of list) cb();
   }
 
-  /** Runs `cb` once PostgreSQL has answered the LISTEN on `channel` (at once if it has). */
+  /** PostgreSQL has answered the LISTEN on `channel` on the current connection. */
+  isListening(channel: string): boolean {
+    return this.confirmed.has(channel);
+  }
+
+  /** Runs `cb` once PostgreSQL has answered the LISTEN on `channel` (at once if it has), or the connection is lost. */
   whenListening(channel: string, cb: () => void): void {
     if (this.confirmed.has(channel)) {
       cb();
@@ -170,6 +175,10 @@ export class ListenHub implements ServerOwner {
     this.listening.clear();
     this.confirmed.clear();
     this.retryAt = clock.now + 1000;
+    // Whoever waits for a LISTEN goes on: its own LISTEN runs on its server, and it is told below if it was subscribed.
+    const waiting = [...this.waiting.values()].flat();
+    this.waiting.clear();
+    for (const cb of waiting) cb();
     log.warn("notify", "listening connection lost", { server: s.id, reason: why, subscribers: this.subscribers });
     // Notifications sent while nobody listened are gone: every subscriber is told, as its own connection would be.
     const told = new Set<Subscriber>();
