@@ -68,10 +68,9 @@ export class Registry implements ClientContext {
     if (wild === undefined) return undefined;
     const made = this.autodbs.get(name);
     if (made !== undefined && made.from === wild) return made.db;
-    // dbname "*" (the default) means the name the client asked for, as PgBouncer's fallback database does.
-    const db: DatabaseConfig = { ...wild, name, dbname: wild.dbname === "*" ? name : wild.dbname };
-    this.autodbs.set(name, { db, from: wild, idleSince: Date.now() });
-    return db;
+    // dbname "*" (the default) means the name the client asked for, as PgBouncer's fallback database does. It is
+    // remembered only once a pool is made for it (poolFor), so names asked for by clients that never log in cost nothing.
+    return { ...wild, name, dbname: wild.dbname === "*" ? name : wild.dbname };
   }
 
   /**
@@ -79,28 +78,32 @@ export class Registry implements ClientContext {
    * their idle servers close and the database is forgotten until a client asks for it again.
    */
   sweepAutodbs(now = Date.now()): void {
+    if (this.autodbs.size === 0) return;
     const limit = this.settings.autodb_idle_timeout * 1000;
+    const byName = new Map<string, Array<[string, Pool]>>();
+    for (const entry of this.pools) {
+      if (!this.autodbs.has(entry[1].spec.name)) continue;
+      const list = byName.get(entry[1].spec.name);
+      if (list === undefined) byName.set(entry[1].spec.name, [entry]);
+      else list.push(entry);
+    }
     for (const [name, a] of this.autodbs) {
-      const pools = [...this.pools.entries()].filter(([, p]) => p.spec.name === name);
-      const busy = pools.some(([, p]) => p.clients.size > 0 || p.servers.size > p.idle.length) || this.clientsOf(name);
-      if (busy) {
+      const pools = byName.get(name) ?? [];
+      if (pools.some(([, p]) => p.clients.size > 0 || p.servers.size > p.idle.length)) {
         a.idleSince = now;
         continue;
       }
       if (limit <= 0 || now - a.idleSince < limit) continue;
       for (const [key, p] of pools) {
         for (const s of [...p.idle]) s.close(closeReason("server_idle_timeout", "autodb_idle_timeout: the wildcard database was unused"));
+        // Its LISTEN connection, if one was ever opened, closes with it.
+        p.draining = true;
+        p.tickHub(now);
         this.pools.delete(key);
       }
       this.autodbs.delete(name);
       log.info("pool", "wildcard database freed after autodb_idle_timeout", { database: name });
     }
-  }
-
-  /** Clients still logging in to a database (they hold no pool yet). */
-  private clientsOf(database: string): boolean {
-    for (const c of this.clients) if (c.database === database && c.state === "login") return true;
-    return false;
   }
 
   specFor(db: DatabaseConfig, user: string): PoolSpec {
@@ -128,6 +131,10 @@ export class Registry implements ClientContext {
       pool.spec = { ...pool.spec, target: { ...pool.spec.target, password: learned } };
     }
     if (pool === undefined) {
+      const wild = this.config.databases.get("*");
+      if (wild !== undefined && !this.config.databases.has(db.name) && this.autodbs.get(db.name)?.db !== db) {
+        this.autodbs.set(db.name, { db, from: wild, idleSince: Date.now() });
+      }
       pool = new Pool(this.specFor(db, user), () => this.settings);
       this.pools.set(key, pool);
       log.debug("pool", "created", { pool: db.name, user, mode: pool.mode, size: pool.spec.size });
