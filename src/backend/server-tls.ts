@@ -34,8 +34,9 @@ function requiresTls(mode: TlsMode): boolean {
  */
 export function serverSocketHandlers(conn: ServerConn, own: SocketHandler<ServerConn>): SocketHandler<ServerConn> {
   const tls = serverTls();
-  if (tls === null || tls.mode === "allow") return own;
+  if (tls === null) return own;
   ready(own);
+  if (tls.mode === "allow") return own;
   plans.set(conn, tls);
   return negotiating!;
 }

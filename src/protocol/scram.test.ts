@@ -401,3 +401,58 @@ describe("SASLprep as PostgreSQL applies it", () => {
     }
   });
 });
+
+describe("channel binding (tls-server-end-point)", () => {
+  const DATA = new Uint8Array(createHash("sha256").update("the server's certificate").digest());
+  const OTHER = new Uint8Array(createHash("sha256").update("a man in the middle's certificate").digest());
+
+  /** A client binding to `clientData` against a server offering PLUS with `serverData`, through to the end. */
+  function exchange(clientData: Uint8Array | "n" | "y", serverData: Uint8Array | null, mechanism: string) {
+    const c = new ScramClientExchange("pencil", CLIENT_NONCE);
+    const s = new ScramServerExchange(scramVerifierFromPassword("pencil", SALT, 4096), SERVER_NONCE);
+    s.channelBinding = serverData;
+    const first = c.clientFirst(clientData);
+    const serverFirst = s.clientFirst(first, mechanism);
+    if ("error" in serverFirst) return { first, error: serverFirst.error };
+    const final = c.serverFirst(serverFirst.reply);
+    const done = s.clientFinal(final);
+    if ("error" in done) return { first, final, error: done.error };
+    c.serverFinal(done.reply);
+    return { first, final, error: null };
+  }
+
+  test("SCRAM-SHA-256-PLUS: the gs2 header names tls-server-end-point and c= carries it with the certificate hash", () => {
+    const r = exchange(DATA, DATA, "SCRAM-SHA-256-PLUS");
+    expect(r.error).toBeNull();
+    expect(r.first).toBe(`p=tls-server-end-point,,n=,r=${CLIENT_NONCE}`);
+    expect(r.final).toStartWith(`c=${b64(Buffer.concat([Buffer.from("p=tls-server-end-point,,"), DATA]))},r=`);
+  });
+
+  test("a proof bound to another certificate is refused", () => {
+    expect(exchange(OTHER, DATA, "SCRAM-SHA-256-PLUS").error).toContain("channel binding");
+  });
+
+  test("with PLUS offered, a client that says it could bind but thinks we cannot (y) is refused: a downgrade", () => {
+    expect(exchange("y", DATA, "SCRAM-SHA-256").error).toContain("channel binding negotiation error");
+    // Without TLS nothing was offered, so y is the truth and the login goes on.
+    expect(exchange("y", null, "SCRAM-SHA-256").error).toBeNull();
+  });
+
+  test("a client without channel binding (n) still logs in where PLUS is offered", () => {
+    expect(exchange("n", DATA, "SCRAM-SHA-256").error).toBeNull();
+  });
+
+  test("PLUS is refused where it was not offered, and binding data needs PLUS", () => {
+    expect(exchange(DATA, null, "SCRAM-SHA-256-PLUS").error).toContain("not offered");
+    expect(exchange(DATA, DATA, "SCRAM-SHA-256").error).toContain("chose SCRAM-SHA-256, not SCRAM-SHA-256-PLUS");
+    const s = new ScramServerExchange(scramVerifierFromPassword("pencil", SALT, 4096), SERVER_NONCE);
+    s.channelBinding = DATA;
+    expect(errorOf(s.clientFirst(`p=tls-unique,,n=,r=${CLIENT_NONCE}`, "SCRAM-SHA-256-PLUS"))).toContain("tls-server-end-point");
+  });
+
+  test("the client's y flag is repeated in c= (eSws)", () => {
+    const c = new ScramClientExchange("pencil", CLIENT_NONCE, "user");
+    expect(c.clientFirst("y")).toBe(`y,,n=user,r=${CLIENT_NONCE}`);
+    expect(c.serverFirst(SERVER_FIRST)).toStartWith(`c=eSws,r=${NONCE},p=`);
+  });
+});

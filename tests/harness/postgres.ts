@@ -33,6 +33,12 @@ export interface StartPostgresOptions {
   maxConnections?: number;
   /** Log every connection, disconnection and statement to logFile. */
   log?: boolean;
+  /** ssl = on with these PEM files, copied beside the socket with the key readable by the server's user only. */
+  ssl?: { certFile: string; keyFile: string; caFile?: string };
+  /** pg_hba.conf lines put before the harness's own (the first matching line wins). */
+  hba?: string;
+  /** Default "127.0.0.1"; any 127.x address works on Linux, e.g. "127.0.0.1,127.0.0.2" to reach it by a second name. */
+  listenAddresses?: string;
 }
 
 /** Every instance has these login roles; psql() looks the password up by user name. */
@@ -254,12 +260,14 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
     throw err;
   }
   const logFile = join(root, "postgres.log");
+  const tlsOptions = serverFileOptions(root, opts);
   const pgCtl = (...args: string[]) => asServerUser([serverBin("pg_ctl"), "-D", dataDir, "-w", "-t", "60", ...args]);
   const serverOptions = () =>
     [
       `-p ${pg.port}`,
       `-k ${shellQuote(root)}`,
-      "-c listen_addresses=127.0.0.1",
+      `-c listen_addresses=${opts.listenAddresses ?? "127.0.0.1"}`,
+      ...tlsOptions,
       `-c max_connections=${opts.maxConnections ?? 200}`,
       // Not synchronous_commit=off: an immediate stop would then lose commits that tests have already seen succeed.
       "-c fsync=off",
@@ -328,6 +336,28 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
 }
 
 const running = new Set<PgInstance>();
+
+/** ssl and hba files for one instance, in its own folder: PostgreSQL refuses a key others can read. */
+function serverFileOptions(root: string, opts: StartPostgresOptions): string[] {
+  const out: string[] = [];
+  if (opts.ssl) {
+    const put = (from: string, name: string) => {
+      const to = join(root, name);
+      writeFileSync(to, readFileSync(from));
+      chmodSync(to, 0o600);
+      return to;
+    };
+    out.push("-c ssl=on", `-c ssl_cert_file=${put(opts.ssl.certFile, "server.crt")}`, `-c ssl_key_file=${put(opts.ssl.keyFile, "server.key")}`);
+    if (opts.ssl.caFile) out.push(`-c ssl_ca_file=${put(opts.ssl.caFile, "root.crt")}`);
+  }
+  if (opts.hba !== undefined) {
+    const file = join(root, "pg_hba.conf");
+    writeFileSync(file, `${opts.hba.trim()}\n${HBA}`);
+    out.push(`-c hba_file=${file}`);
+  }
+  giveToServerUser(root);
+  return out;
+}
 
 /** pg_ctl -w has already waited for "ready"; this proves the TCP listener answers, within 15 seconds. */
 async function waitReady(pg: PgInstance): Promise<void> {
