@@ -27,7 +27,12 @@ export function replicationOf(c: ClientConn): ReplicationKind | "none" {
 /** The client has proven who it is; `target` is its database's server, null when there is no such database. */
 export function passReplication(c: ClientConn, target: ServerTarget | null, kind: ReplicationKind): void {
   if (target === null) {
-    c.fatal("3D000", `database "${c.database}" does not exist`);
+    // PostgreSQL ignores the database of a physical replication connection, but pgbun needs it to find the server.
+    const hint =
+      kind === "physical"
+        ? ` (physical replication clients such as pg_basebackup ask for database "${c.database}": add a [databases.${c.database}] entry for the server, or a wildcard [databases."*"])`
+        : "";
+    c.fatal("3D000", `database "${c.database}" does not exist${hint}`);
     return;
   }
   kinds.set(c, kind);

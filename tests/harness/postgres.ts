@@ -33,6 +33,8 @@ export interface StartPostgresOptions {
   maxConnections?: number;
   /** Log every connection, disconnection and statement to logFile. */
   log?: boolean;
+  /** More server settings, e.g. { wal_level: "logical" } for logical replication. */
+  settings?: Record<string, string>;
   /** ssl = on with these PEM files, copied beside the socket with the key readable by the server's user only. */
   ssl?: { certFile: string; keyFile: string; caFile?: string };
   /** pg_hba.conf lines put before the harness's own (the first matching line wins). */
@@ -274,6 +276,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Pg
       "-c full_page_writes=off",
       "-c lc_messages=C",
       ...(opts.log ? ["-c log_connections=on", "-c log_disconnections=on", "-c log_statement=all"] : []),
+      ...Object.entries(opts.settings ?? {}).map(([k, v]) => `-c ${k}=${v}`),
     ].join(" ");
 
   const pg: PgInstance = {
