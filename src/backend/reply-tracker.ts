@@ -86,6 +86,8 @@ export class ReplyTracker {
   copy: CopyState = "none";
   /** The status byte of the last ReadyForQuery. */
   txStatus = TX_IDLE;
+  /** Syncs sent so far: a request after a Sync belongs to a later group than one before it. */
+  syncsSent = 0;
   /** The attachment of the entry that was at the head when the last message arrived. */
   headAttachment: Attachment | undefined = undefined;
 
@@ -180,6 +182,7 @@ export class ReplyTracker {
       case F_SYNC:
         // PostgreSQL ignores Sync while COPY IN runs; it must not be counted as owing a ReadyForQuery.
         if (this.copy === "in") return true;
+        this.syncsSent++;
         this.push(K_SYNC | flags, a);
         this.inExtended = false;
         this.skipTillSync = false;

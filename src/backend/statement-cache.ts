@@ -101,10 +101,18 @@ export class StatementCache {
     if (old !== undefined || this.stale.delete(name)) this.close(name, old);
     this.evictFor(1);
     const stmt = this.add(name);
+    info.parsing = s.tracker.syncsSent + 1;
     s.tracker.sent(F_PARSE, 0, {
+      answered: () => {
+        info.parsing = 0;
+        s.unhold();
+      },
       skipped: () => {
         if (this.prepared.get(name) === stmt) this.prepared.delete(name);
+        info.parsing = 0;
+        info.failed = true;
         forget();
+        s.unhold();
       },
     });
     s.owner.stats.prepared_statements_prepared++;
@@ -120,8 +128,19 @@ export class StatementCache {
    * where the client was shown a shape, the server's statement must have that shape, or the client gets PostgreSQL's
    * stale-plan error. Returns false when the shape must first be learned: the server holds the client until it is.
    */
-  use(tag: number, info: PreparedInfo, renamed: Uint8Array): boolean {
+  use(tag: number, info: PreparedInfo, renamed: Uint8Array, original: Uint8Array): boolean {
     const s = this.server;
+    if (info.failed) {
+      // Its Parse never happened: PostgreSQL answers the name as unknown (26000), as it would directly.
+      s.tracker.sent(tag);
+      s.outbox!.send(original);
+      return true;
+    }
+    if (info.parsing > 0 && s.tracker.syncsSent >= info.parsing) {
+      // Its Parse is still in flight in an earlier Sync group and may yet be skipped: wait for its answer.
+      s.hold();
+      return false;
+    }
     if (s.tracker.skipTillSync) {
       // PostgreSQL discards it anyway; it only has to keep its place.
       s.tracker.sent(tag);

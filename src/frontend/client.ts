@@ -53,7 +53,7 @@ function runAction(server: ServerConn, a: StatementAction): boolean {
       server.statements.parse(a.info, a.forget);
       return true;
     case "use":
-      return server.statements.use(a.tag, a.info, a.msg);
+      return server.statements.use(a.tag, a.info, a.msg, a.original);
     case "fail":
       server.statements.failWith(a.error);
       return true;
@@ -282,8 +282,9 @@ export class ClientConn implements FrameSink, LinkedClient {
       case F_COPY_DATA:
       case F_COPY_DONE:
       case F_COPY_FAIL:
-        // Left over from a COPY that already failed: PostgreSQL would drop them too.
-        if (this.server === null) return;
+        // Left over from a COPY that already failed: PostgreSQL would drop them too. Behind a COPY still waiting for a
+        // server, though, they are its data and wait with it.
+        if (this.server === null && this.nothingPending) return;
         break;
       case F_TERMINATE:
         this.close("client sent Terminate");
@@ -329,7 +330,7 @@ export class ClientConn implements FrameSink, LinkedClient {
       }
       // Settings that change what the text means (search_path, DateStyle, TimeZone...) are part of its identity.
       const serverName = serverStatementName(buf, end, span, this.statementScope());
-      const info: PreparedInfo = { serverName, parse: withStatementName(buf, start, end, span, serverName), shape: null };
+      const info: PreparedInfo = { serverName, parse: withStatementName(buf, start, end, span, serverName), shape: null, parsing: 0, failed: false };
       this.statements.set(name, info);
       const forget = () => {
         if (this.statements.get(name) === info) this.statements.delete(name);
@@ -351,7 +352,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     const info = this.statements.get(name);
     // Unknown names go on unchanged: the server answers 26000 "prepared statement ... does not exist" as it would directly.
     if (info === undefined) return null;
-    return { kind: "use", tag, info, msg: withStatementName(buf, start, end, span, info.serverName) };
+    return { kind: "use", tag, info, msg: withStatementName(buf, start, end, span, info.serverName), original: buf.subarray(start, end) };
   }
 
   private dispatch(action: StatementAction): void {

@@ -8,7 +8,7 @@ export type StatementAction =
   /** Parse of a new named statement. */
   | { kind: "parse"; info: PreparedInfo; forget: () => void }
   /** Bind or Describe of a known statement, with the name rewritten. */
-  | { kind: "use"; tag: number; info: PreparedInfo; msg: Uint8Array }
+  | { kind: "use"; tag: number; info: PreparedInfo; msg: Uint8Array; original: Uint8Array }
   /** A request PostgreSQL would refuse; the server is made to fail likewise and the client sees `error`. */
   | { kind: "fail"; error: Uint8Array }
   /** A reply pgbun makes up, in its place among the server's replies. */

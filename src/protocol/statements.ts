@@ -123,4 +123,8 @@ export interface PreparedInfo {
   parse: Uint8Array;
   /** shapePart()s of the Describe answer the client was shown for it; null until it asked. */
   shape: string | null;
+  /** While its Parse is unanswered: 1 + the number of Syncs sent before it; 0 once answered. */
+  parsing: number;
+  /** PostgreSQL skipped its Parse after an earlier error: the statement never existed. */
+  failed: boolean;
 }
