@@ -336,6 +336,19 @@ describe("pgbun to PostgreSQL", () => {
     expect(await serverSsl(disable)).toContain("no encryption");
   });
 
+  test("the health check logs in over TLS too: /healthz is up for a role PostgreSQL refuses in plain text", async () => {
+    const p = await pgbun({ pgbun: serverTls("require"), user: "tlsonly", password: "tlspass" });
+    const port = /pgbun stats on http:\/\/127\.0\.0\.1:(\d+)/.exec(p.output())![1];
+    let last = "";
+    for (let i = 0; i < 100; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+      last = `${r.status} ${await r.text()}`;
+      if (r.status === 200) break;
+      await Bun.sleep(100);
+    }
+    expect(last).toStartWith("200");
+  });
+
   test("server_tls_cert_file logs in with PostgreSQL's cert method", async () => {
     const c = certs.clientCert("certuser");
     const p = await pgbun({ pgbun: `${serverTls("verify-full")}\nserver_tls_cert_file = "${c.cert}"\nserver_tls_key_file = "${c.key}"`, user: "certuser", password: "" });

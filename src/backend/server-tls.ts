@@ -2,17 +2,20 @@
 // server_tls_sslmode asks for, and allow's second try over TLS. ServerConn logs in over whichever socket comes out.
 
 import type { Socket, SocketHandler } from "bun";
-import type { TlsMode } from "../config/schema.ts";
 import { log } from "../log.ts";
-import { peerEndPoint, type ServerTls, serverTls, tlsLabel, tlsStats } from "../net/tls.ts";
+import {
+  certificateProblem,
+  peerEndPoint,
+  requiresTls,
+  type ServerTls,
+  serverTls,
+  SSL_NO,
+  SSL_REQUEST,
+  SSL_YES,
+  tlsLabel,
+  tlsStats,
+} from "../net/tls.ts";
 import type { ServerConn } from "./server.ts";
-
-/** SSLRequest: length 8 and the code 80877103. */
-const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
-const SSL_YES = 0x53; // 'S'
-const SSL_NO = 0x4e; // 'N'
-/** The host name does not match; verify-ca does not ask for it to. */
-const HOST_MISMATCH = "ERR_TLS_CERT_ALTNAME_INVALID";
 
 /** The TLS settings a connection started with: a reload meanwhile does not change what its handshake checks. */
 const plans = new WeakMap<ServerConn, ServerTls>();
@@ -24,17 +27,14 @@ let negotiating: SocketHandler<ServerConn> | null = null;
 let encrypted: SocketHandler<ServerConn> | null = null;
 const ignoring: SocketHandler<ServerConn> = { data() {}, close() {}, error() {} };
 
-function requiresTls(mode: TlsMode): boolean {
-  return mode === "require" || mode === "verify-ca" || mode === "verify-full";
-}
-
 /**
  * The handlers a new server connection starts with: ServerConn's own when no TLS is asked for (disable, and allow's
  * first, plain-text try), else ones that send SSLRequest first and hand over to ServerConn's once TLS is settled.
  */
 export function serverSocketHandlers(conn: ServerConn, own: SocketHandler<ServerConn>): SocketHandler<ServerConn> {
   const tls = serverTls();
-  if (tls === null) return own;
+  // No TLS over a Unix socket, as libpq and PostgreSQL have it.
+  if (tls === null || conn.target.host.startsWith("/")) return own;
   ready(own);
   if (tls.mode === "allow") return own;
   plans.set(conn, tls);
@@ -58,7 +58,7 @@ export function serverChannelBinding(socket: Socket<ServerConn>): (() => Uint8Ar
 export function retryOverTls(conn: ServerConn): boolean {
   const tls = serverTls();
   const old = conn.socket;
-  if (tls?.mode !== "allow" || plans.has(conn) || old === null || base === null) return false;
+  if (tls?.mode !== "allow" || plans.has(conn) || old === null || base === null || conn.target.host.startsWith("/")) return false;
   plans.set(conn, tls);
   // The plain socket's end must not end the login that goes on over the new one.
   old.reload({ socket: ignoring });
@@ -160,18 +160,6 @@ function onHandshake(tls: Socket<ServerConn>, ok: boolean, authorizationError: E
   }
   tlsStats.serverHandshakes++;
   conn.opened(tls);
-}
-
-/** What server_tls_sslmode finds wrong with the server's certificate, or null. */
-function certificateProblem(mode: TlsMode, ok: boolean, err: Error | null): string | null {
-  if (mode !== "verify-ca" && mode !== "verify-full") return null;
-  if (ok && err === null) return null;
-  const code = (err as (Error & { code?: string }) | null)?.code;
-  if (mode === "verify-ca" && code === HOST_MISMATCH) return null;
-  const why = err?.message ?? "the certificate did not verify";
-  return code === HOST_MISMATCH
-    ? `the server certificate does not name this host (server_tls_sslmode = verify-full): ${why}`
-    : `the server certificate is not trusted (server_tls_sslmode = ${mode}, server_tls_ca_file): ${why}`;
 }
 
 function fail(conn: ServerConn, socket: Socket<ServerConn>, reason: string): void {

@@ -2,6 +2,7 @@
 
 import type { Socket } from "bun";
 import { connectSocket, describeTarget } from "./address.ts";
+import { certificateProblem, requiresTls, type ServerTls, serverTls, SSL_NO, SSL_REQUEST, SSL_YES } from "./tls.ts";
 
 /** One conversation over a one-shot connection. */
 export interface Exchange<T> {
@@ -24,7 +25,7 @@ export function oneShot<T>(host: string, port: number, timeoutMs: number, x: Exc
       if (done) return;
       done = true;
       clearTimeout(timer);
-      socket?.end();
+      (socket ?? handshaking)?.end();
       resolve(result);
     };
     const fail = (why: string) => {
@@ -46,6 +47,43 @@ export function oneShot<T>(host: string, port: number, timeoutMs: number, x: Exc
       }
       flush();
     };
+    const tls: ServerTls | null = serverTls();
+    let negotiating = false;
+    /** The plain socket became TLS: its handlers keep firing with the ciphertext, which they leave alone. */
+    let upgraded = false;
+    let handshaking: Socket<undefined> | null = null;
+    const received = (chunk: Uint8Array) => {
+      try {
+        x.data(chunk, send, finish);
+      } catch (err) {
+        fail((err as Error).message);
+      }
+    };
+    const closed = (err?: Error) => fail(err ? `connection error: ${err.message}` : "the server closed the connection");
+    const startTls = (s: Socket<undefined>) => {
+      upgraded = true;
+      socket = null;
+      try {
+        [, handshaking] = s.upgradeTLS<undefined>({
+          tls: tls!.options(host),
+          socket: {
+            binaryType: "uint8array",
+            handshake(t, ok, err) {
+              const problem = certificateProblem(tls!.mode, ok, err);
+              if (problem !== null) return fail(problem);
+              socket = t;
+              send(x.hello);
+            },
+            data: (_t, chunk) => void (done || received(chunk)),
+            drain: () => flush(),
+            close: (_t, err) => closed(err),
+            error: (_t, err) => fail(`connection error: ${err.message}`),
+          },
+        });
+      } catch (err) {
+        fail(`TLS could not start: ${(err as Error).message}`);
+      }
+    };
     const timer = setTimeout(() => {
       fail(`no answer within ${timeoutMs} ms`);
       // A connect still pending is abandoned; if it opens later, open() ends it.
@@ -61,27 +99,36 @@ export function oneShot<T>(host: string, port: number, timeoutMs: number, x: Exc
             return;
           }
           socket = s;
+          // As the pools' connections do: TLS first when server_tls_sslmode asks for it (the login sends credentials).
+          if (tls !== null && tls.mode !== "allow" && !host.startsWith("/")) {
+            if (s.write(SSL_REQUEST) !== SSL_REQUEST.length) fail("could not send SSLRequest");
+            negotiating = true;
+            return;
+          }
           send(x.hello);
         },
-        data(_s, chunk) {
-          if (done) return;
-          try {
-            x.data(chunk, send, finish);
-          } catch (err) {
-            fail((err as Error).message);
-          }
+        data(s, chunk) {
+          if (done || upgraded) return;
+          if (!negotiating) received(chunk);
+          else if (chunk.length !== 1) fail("the server sent unexpected bytes after its answer to SSLRequest");
+          else if (chunk[0] === SSL_NO && !requiresTls(tls!.mode)) {
+            negotiating = false;
+            send(x.hello);
+          } else if (chunk[0] === SSL_NO) fail(`the server does not support TLS, and server_tls_sslmode = ${tls!.mode} refuses plain text`);
+          else if (chunk[0] !== SSL_YES) fail(`the server answered SSLRequest with byte ${chunk[0]}, neither S nor N`);
+          else startTls(s);
         },
         drain() {
           flush();
         },
         close(_s, err) {
-          fail(err ? `connection error: ${err.message}` : "the server closed the connection");
+          if (!upgraded) closed(err);
         },
         end(s) {
           s.end();
         },
         error(_s, err) {
-          fail(`connection error: ${err.message}`);
+          if (!upgraded) fail(`connection error: ${err.message}`);
         },
         connectError(_s, err) {
           fail(`cannot connect to ${describeTarget(host, port)}: ${describe(err)}`);

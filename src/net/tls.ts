@@ -8,6 +8,13 @@ import type { TlsMode } from "../config/schema.ts";
 import type { TlsConfig, TlsSide } from "../config/tls.ts";
 import { tlsServerEndPoint } from "../protocol/cert-hash.ts";
 
+/** SSLRequest: length 8 and the code 80877103. */
+export const SSL_REQUEST = new Uint8Array([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+export const SSL_YES = 0x53; // 'S'
+export const SSL_NO = 0x4e; // 'N'
+/** The host name does not match; verify-ca does not ask for it to. */
+const HOST_MISMATCH = "ERR_TLS_CERT_ALTNAME_INVALID";
+
 /** ALPN "postgresql" in its wire form (a length byte, then the name), as PostgreSQL 17's direct TLS asks for it. */
 const ALPN_POSTGRESQL = Buffer.from("\x0apostgresql", "latin1");
 
@@ -95,4 +102,21 @@ export function tlsLabel(socket: Socket<unknown> | null): string {
 export function peerEndPoint(socket: Socket<unknown>): Uint8Array | null {
   const cert = (socket as unknown as { getPeerX509Certificate?(): X509Certificate | undefined }).getPeerX509Certificate?.();
   return cert ? tlsServerEndPoint(cert.raw) : null;
+}
+
+/** server_tls_sslmode require or stricter: never plain text to the server. */
+export function requiresTls(mode: TlsMode): boolean {
+  return mode === "require" || mode === "verify-ca" || mode === "verify-full";
+}
+
+/** What server_tls_sslmode finds wrong with the server's certificate after a handshake, or null. */
+export function certificateProblem(mode: TlsMode, ok: boolean, err: Error | null): string | null {
+  if (mode !== "verify-ca" && mode !== "verify-full") return null;
+  if (ok && err === null) return null;
+  const code = (err as (Error & { code?: string }) | null)?.code;
+  if (mode === "verify-ca" && code === HOST_MISMATCH) return null;
+  const why = err?.message ?? "the certificate did not verify";
+  return code === HOST_MISMATCH
+    ? `the server certificate does not name this host (server_tls_sslmode = verify-full): ${why}`
+    : `the server certificate is not trusted (server_tls_sslmode = ${mode}, server_tls_ca_file): ${why}`;
 }
