@@ -15,8 +15,8 @@ import { prepareStackDatabase, stackConfigText } from "./harness/stack.ts";
 const README = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
 
-/** Programs the README names as prerequisites or alternatives (PostgreSQL's client, Docker, the shell's own). */
-const EXTERNAL = new Set(["psql", "curl", "docker", "cp", "bash", "apt-get", "brew", "pgbench"]);
+/** Programs the README names as prerequisites or alternatives (PostgreSQL's client, Docker, kubectl, the shell's own). */
+const EXTERNAL = new Set(["psql", "curl", "docker", "cp", "bash", "apt-get", "brew", "pgbench", "kubectl"]);
 /** Inline mentions of bun that describe what runs inside an image or under `npm run dev`, not what to type. */
 const DESCRIBED = new Set(["bun install --frozen-lockfile", "bun build --compile src/main.ts --outfile dist/pgbun", "bun run", "bun --watch", "bun --watch src/main.ts"]);
 
