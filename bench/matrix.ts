@@ -16,6 +16,8 @@ export interface MatrixTarget {
   logTail(): string;
   /** The pooler's process, whose CPU time each run records; absent for direct and for multi-process pgbun. */
   pid?: number;
+  /** pgbench's sslmode through this target (the TLS points); absent: plain text. */
+  sslmode?: string;
 }
 
 export interface MatrixOptions {
@@ -75,7 +77,7 @@ export async function runMatrix(points: PgbenchPoint[], targets: MatrixTarget[],
         } else {
           if (p.script === "tpcb") await o.beforeTpcb();
           const cpuBefore = t.pid ? cpuTimeMs(t.pid) : null;
-          r = await runPgbench(p, o.seconds(p), { port: t.port, user: o.user, password: o.password, db: o.db });
+          r = await runPgbench(p, o.seconds(p), { port: t.port, user: o.user, password: o.password, db: o.db, sslmode: t.sslmode });
           const cpuAfter = t.pid ? cpuTimeMs(t.pid) : null;
           if (cpuBefore !== null && cpuAfter !== null) r.poolerCpuMs = cpuAfter - cpuBefore;
         }
@@ -103,7 +105,7 @@ export async function warmUp(targets: MatrixTarget[], o: MatrixOptions, seconds:
     for (const mode of modes) {
       const p: PgbenchPoint = { script: "select-only", mode, clients: 10 };
       if (t.exclude(p) || !t.alive()) continue;
-      const r = await runPgbench(p, seconds, { port: t.port, user: o.user, password: o.password, db: o.db });
+      const r = await runPgbench(p, seconds, { port: t.port, user: o.user, password: o.password, db: o.db, sslmode: t.sslmode });
       if (!r.ok) console.log(`warm-up through ${t.key} (-M ${mode}) failed: ${r.error}`);
     }
   }

@@ -7,6 +7,8 @@ export interface PgbenchPoint {
   script: Script;
   mode: QueryMode;
   clients: number;
+  /** pgbench -C: a new connection (login, and TLS handshake if any) for every transaction. */
+  reconnect?: boolean;
 }
 
 export interface PgbenchResult {
@@ -27,6 +29,8 @@ export interface PgbenchTarget {
   user: string;
   password: string;
   db: string;
+  /** libpq's sslmode for pgbench's connections (PGSSLMODE); absent: disable. */
+  sslmode?: string;
 }
 
 /** pgbench threads: -j 1 for one client, else 2 (the machine this was written for has 2 cores; more threads only contend). */
@@ -41,6 +45,7 @@ export function pgbenchArgs(p: PgbenchPoint, seconds: number, t: PgbenchTarget):
     "-c", String(p.clients),
     "-j", String(threadsFor(p.clients)),
     "-M", p.mode,
+    ...(p.reconnect ? ["-C"] : []),
     ...(p.script === "select-only" ? ["-S"] : []),
     "-h", "127.0.0.1",
     "-p", String(t.port),
@@ -49,11 +54,11 @@ export function pgbenchArgs(p: PgbenchPoint, seconds: number, t: PgbenchTarget):
   ];
 }
 
-/** PGPASSWORD for the login, and no other PG* variable to steer pgbench elsewhere. */
-export function clientEnv(password: string): Record<string, string> {
+/** PGPASSWORD for the login, PGSSLMODE, and no other PG* variable to steer pgbench elsewhere. */
+export function clientEnv(password: string, sslmode = "disable"): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("PG")) env[k] = v;
-  return { ...env, PGPASSWORD: password, PGCONNECT_TIMEOUT: "30", LC_ALL: "C" };
+  return { ...env, PGPASSWORD: password, PGSSLMODE: sslmode, PGCONNECT_TIMEOUT: "30", LC_ALL: "C" };
 }
 
 const number = (text: string, re: RegExp): number | null => {
@@ -84,7 +89,7 @@ export async function runPgbench(p: PgbenchPoint, seconds: number, t: PgbenchTar
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
-    env: clientEnv(t.password),
+    env: clientEnv(t.password, t.sslmode),
   });
   let timedOut = false;
   const timer = setTimeout(() => {

@@ -18,6 +18,8 @@ export interface BenchOptions {
   idleClients: number;
   /** pgbench -i -s. */
   scale: number;
+  /** The TLS points (bench/tls.ts); --no-tls skips them. */
+  tls: boolean;
 }
 
 export const POOL_SIZE = 20;
@@ -39,7 +41,8 @@ const USAGE = `usage: bun bench/run.ts [--quick] [--workers 1,2] [--auth md5|scr
   --rounds N       rounds of the whole matrix (default 3, quick 1); medians are taken across rounds
   --seconds S      pgbench -T per point (default 3, quick 2)
   --idle-clients N idle clients for the memory measurement (default 10000, quick 1000; 0 skips it)
-  --scale N        pgbench -i -s (default 10)`;
+  --scale N        pgbench -i -s (default 10)
+  --no-tls         skip the TLS points (-S c=10 and c=100 and -C over TLS beside plain text, pgbun and PgBouncer)`;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
   if (raw === undefined) return fallback;
@@ -61,6 +64,7 @@ export function parseOptions(argv: string[]): BenchOptions {
         seconds: { type: "string" },
         "idle-clients": { type: "string" },
         scale: { type: "string" },
+        "no-tls": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -85,6 +89,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     workers: [...new Set(workers)].sort((a, b) => a - b),
     idleClients: positiveInt("idle-clients", values["idle-clients"], quick ? 1000 : 10_000, 0),
     scale: positiveInt("scale", values.scale, 10),
+    tls: !values["no-tls"],
   };
 }
 
@@ -116,9 +121,9 @@ export function planPoints(quick: boolean): PgbenchPoint[] {
 }
 
 export function pointName(p: PgbenchPoint): string {
-  return `${p.script === "select-only" ? "-S" : "TPC-B"} ${p.mode} c=${p.clients}`;
+  return `${p.script === "select-only" ? "-S" : "TPC-B"} ${p.mode}${p.reconnect ? " -C" : ""} c=${p.clients}`;
 }
 
 export function samePoint(a: PgbenchPoint, b: PgbenchPoint): boolean {
-  return a.script === b.script && a.mode === b.mode && a.clients === b.clients;
+  return a.script === b.script && a.mode === b.mode && a.clients === b.clients && !a.reconnect === !b.reconnect;
 }

@@ -45,6 +45,8 @@ export interface BenchResults {
   points: PointResult[];
   addedLatency: AddedLatency[];
   idleMemory: IdleMemoryResult[];
+  /** The TLS points (bench/tls.ts): targets "pgbun", "pgbun TLS", "PgBouncer", "PgBouncer TLS"; absent with --no-tls. */
+  tls?: PointResult[];
   notes: string[];
 }
 
@@ -161,6 +163,31 @@ export function cpuTable(points: PointResult[]): string {
   return layout(["point", "pgbun µs/xact", "PgBouncer µs/xact", "pgbun/PgBouncer CPU"], body);
 }
 
+/** Client-side TLS: each pooler with and without it (same process, same round), and pgbun's TLS beside PgBouncer's. */
+export function tlsTable(points: PointResult[]): string {
+  const us = (t: TargetResult | undefined) => (t?.medianCpuUsPerXact != null ? t.medianCpuUsPerXact.toFixed(1) : t ? t.status : "-");
+  const header = ["point", "pgbun plain", "pgbun TLS", "pgbun TLS/plain", "PgBouncer plain", "PgBouncer TLS", "PgBouncer TLS/plain", "pgbun/PgBouncer, TLS", "pgbun TLS µs/xact", "PgBouncer TLS µs/xact"];
+  const body = points.map((p) => {
+    const t = p.targets;
+    return [
+      p.name,
+      tpsCell(t.pgbun),
+      tpsCell(t["pgbun TLS"]),
+      ratioCell(ratio(t["pgbun TLS"], t.pgbun)),
+      tpsCell(t.PgBouncer),
+      tpsCell(t["PgBouncer TLS"]),
+      ratioCell(ratio(t["PgBouncer TLS"], t.PgBouncer)),
+      ratioCell(ratio(t["pgbun TLS"], t["PgBouncer TLS"])),
+      us(t["pgbun TLS"]),
+      us(t["PgBouncer TLS"]),
+    ];
+  });
+  return layout(header, body);
+}
+
+export const TLS_NOTE =
+  "Both poolers have client TLS on (client_tls_sslmode = prefer, one P-256 certificate) and plain text to PostgreSQL; pgbench connects with sslmode=require or disable to the same process. TPS columns; -C opens a connection (TLS handshake and login) per transaction, so its TPS is logins per second.";
+
 export function addedLatencyLines(list: AddedLatency[]): string[] {
   return list.map((a) => {
     const us = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)} µs`;
@@ -207,6 +234,7 @@ export function textReport(r: BenchResults): string {
     "",
     "Memory per idle client (RSS with N idle logged-in clients minus RSS with none, / N):",
     ...(r.idleMemory.length ? idleMemoryLines(r.idleMemory).map((l) => `  ${l}`) : ["  not measured"]),
+    ...(r.tls?.length ? ["", "TLS on the client side:", tlsTable(r.tls), TLS_NOTE] : []),
     ...(r.notes.length ? ["", "Notes:", ...r.notes.map((n) => `  - ${n}`)] : []),
     "",
     `took ${Math.round(r.durationSeconds)} s`,

@@ -9,6 +9,7 @@ import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
 import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINTS } from "./plan.ts";
 import { textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
 import { commandVersion, ensureFileLimit, machine } from "./system.ts";
+import { runTlsPoints } from "./tls.ts";
 import { findPgbouncer, pgbouncerSupportsPrepared, pgbouncerVersion, pgbunHasWorkers, startPgbouncer, startPgbunTarget, type RunningPooler } from "./targets.ts";
 
 const REPO = join(import.meta.dir, "..");
@@ -120,6 +121,12 @@ for (const p of results) {
   addedLatency.push({ mode: p.mode, directUs: direct * 1000, pgbunUs: mine * 1000, pgbouncerUs: b ? b * 1000 : null });
 }
 
+let tlsPoints: PointResult[] = [];
+if (opts.tls) {
+  say("TLS: pgbench with sslmode=require and disable through pgbun and PgBouncer with client TLS on ...");
+  tlsPoints = await runTlsPoints(pg.port, secret, settings, bouncerBin, matrixOptions, 1);
+}
+
 const idleMemory: IdleMemoryResult[] = [];
 if (opts.idleClients > 0) {
   const memSettings = { ...settings, maxClientConn: opts.idleClients + 1000 };
@@ -154,7 +161,8 @@ const report: BenchResults = {
   points: results,
   addedLatency,
   idleMemory,
-  notes: [...notes, ...failureNotes(results)],
+  ...(opts.tls ? { tls: tlsPoints } : {}),
+  notes: [...notes, ...failureNotes([...results, ...tlsPoints])],
 };
 
 function failureNotes(points: PointResult[]): string[] {

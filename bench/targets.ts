@@ -25,6 +25,12 @@ export interface RunningPooler {
   logTail(): string;
 }
 
+/** A certificate and key for client TLS (prefer: each client chooses TLS or plain text). */
+export interface ClientTlsFiles {
+  cert: string;
+  key: string;
+}
+
 const asRoot = process.getuid?.() === 0;
 const SERVER_OS_USER = "postgres";
 
@@ -78,9 +84,12 @@ async function waitForPort(port: number, proc: Bun.Subprocess, timeoutMs: number
  * The userlist holds PostgreSQL's own secret from pg_authid (an md5 hash or a SCRAM verifier), as in production:
  * PgBouncer logs into the server with the hash, or with the SCRAM keys its client proved.
  */
-export async function startPgbouncer(bin: string, pgPort: number, secret: string, s: PoolerSettings): Promise<RunningPooler> {
+export async function startPgbouncer(bin: string, pgPort: number, secret: string, s: PoolerSettings, tls?: ClientTlsFiles): Promise<RunningPooler> {
   const dir = mkdtempSync(join(tmpdir(), "pgbun-bench-pgbouncer-"));
   const port = await freePort();
+  // Copied beside the ini, so that the postgres user PgBouncer runs as can read them.
+  if (tls) for (const [from, to] of [[tls.cert, "server.crt"], [tls.key, "server.key"]] as const) writeFileSync(join(dir, to), readFileSync(from), { mode: 0o600 });
+  const tlsIni = tls ? `client_tls_sslmode = prefer\nclient_tls_cert_file = ${join(dir, "server.crt")}\nclient_tls_key_file = ${join(dir, "server.key")}\n` : "";
   const ini = `[databases]
 postgres = host=127.0.0.1 port=${pgPort} dbname=postgres
 
@@ -97,13 +106,13 @@ logfile = ${join(dir, "pgbouncer.log")}
 log_connections = 0
 log_disconnections = 0
 ignore_startup_parameters = extra_float_digits
-`;
+${tlsIni}`;
   writeFileSync(join(dir, "pgbouncer.ini"), ini);
   writeFileSync(join(dir, "userlist.txt"), `"postgres" "${secret}"\n`, { mode: 0o600 });
   if (asRoot) {
     const uid = Number(Bun.spawnSync(["id", "-u", SERVER_OS_USER]).stdout.toString().trim());
     const gid = Number(Bun.spawnSync(["id", "-g", SERVER_OS_USER]).stdout.toString().trim());
-    for (const f of ["", "pgbouncer.ini", "userlist.txt"]) chownSync(join(dir, f), uid, gid);
+    for (const f of ["", "pgbouncer.ini", "userlist.txt", ...(tls ? ["server.crt", "server.key"] : [])]) chownSync(join(dir, f), uid, gid);
   }
   // setpriv execs pgbouncer in place (runuser forks), so the child's pid is pgbouncer's and its RSS is the pooler's.
   const cmd = asRoot ? ["setpriv", `--reuid=${SERVER_OS_USER}`, `--regid=${SERVER_OS_USER}`, "--init-groups", "--", bin, "-q", join(dir, "pgbouncer.ini")] : [bin, "-q", join(dir, "pgbouncer.ini")];
@@ -135,7 +144,7 @@ ignore_startup_parameters = extra_float_digits
 }
 
 /** pgbun in transaction mode in front of pgPort with the same pool size and client limit as PgBouncer. */
-export async function startPgbunTarget(pgPort: number, s: PoolerSettings, workers = 1): Promise<RunningPooler> {
+export async function startPgbunTarget(pgPort: number, s: PoolerSettings, workers = 1, tls?: ClientTlsFiles): Promise<RunningPooler> {
   const args = [
     "--upstream", `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`,
     "--pool-mode", "transaction",
@@ -145,6 +154,7 @@ export async function startPgbunTarget(pgPort: number, s: PoolerSettings, worker
     "--no-log-connections",
     "--no-log-disconnections",
     ...(workers > 1 ? ["--workers", String(workers)] : []),
+    ...(tls ? ["--client-tls-sslmode", "prefer", "--client-tls-cert-file", tls.cert, "--client-tls-key-file", tls.key] : []),
   ];
   const p: PgbunProcess = await startPgbun(args, { timeoutMs: 30_000 });
   return {
