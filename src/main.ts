@@ -30,6 +30,8 @@ async function main(): Promise<void> {
     return;
   }
   const app = new Lifecycle(config, argv, process.cwd(), role);
+  // A pgbouncer.ini's settings that pgbun does not carry out, each said once, with what pgbun does instead.
+  if (role === null || role.index === 0) for (const n of config.notices ?? []) log.warn("config", `pgbouncer.ini: ${n}`);
   if (s.auth_type === "trust") {
     log.warn("main", "auth_type is trust: ANY client that can reach the listener logs in WITHOUT a password; use only for local development");
   }

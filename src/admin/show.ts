@@ -7,7 +7,7 @@ import type { ClientConn } from "../frontend/client.ts";
 import { tlsLabel } from "../net/tls.ts";
 import { snapshotAll, TOTAL_KEYS, totalsByDatabase } from "../metrics/snapshot.ts";
 import type { Registry } from "../pool/registry.ts";
-import { cameViaUnixSocket } from "../frontend/listener.ts";
+import { cameViaUnixSocket } from "../frontend/unix-clients.ts";
 import { replicationOf } from "../frontend/replication.ts";
 import { int8, resultSet, text, type Cell, type Column } from "./result-set.ts";
 import { VERSION } from "../version.ts";

@@ -4,6 +4,7 @@
 import type { Socket, SocketHandler } from "bun";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
+import { connectSocket } from "../net/address.ts";
 import { beginBatch, endBatch, Outbox } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
@@ -146,9 +147,8 @@ export class ServerConn implements FrameSink {
   connect(): void {
     // With server_tls_sslmode asking for TLS, other handlers settle that first and then call opened().
     const socket = serverSocketHandlers(this, handlers);
-    Bun.connect<ServerConn>({ hostname: this.target.host, port: this.target.port, socket, data: this }).catch(
-      (err: Error) => this.onConnectError(err.message),
-    );
+    // A host that is a folder means PostgreSQL's Unix socket in it, as in libpq and PgBouncer.
+    connectSocket<ServerConn>(this.target.host, this.target.port, socket, this).catch((err: Error) => this.onConnectError(err.message));
   }
 
   opened(socket: Socket<ServerConn>): void {

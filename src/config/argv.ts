@@ -13,22 +13,24 @@ export interface ParsedArgs {
   /** Setting flags by snake_case name as typed: --pool-size stays pool_size, so an error names the flag the user wrote. */
   flags: Map<string, FlagValue>;
   config: string | undefined;
+  /** --pgbouncer-ini: PgBouncer's own config file, read as it is. */
+  pgbouncerIni: string | undefined;
   /** Each --upstream adds one database. */
   upstream: string[];
 }
 
 /** Flags that are not settings; pool_size is --default-pool-size under the name people reach for first. */
-const EXTRA_FLAGS = ["config", "upstream", "pool_size", "help", "version"] as const;
+const EXTRA_FLAGS = ["config", "pgbouncer_ini", "upstream", "pool_size", "help", "version"] as const;
 const KNOWN = [...SETTING_KEYS, ...EXTRA_FLAGS] as string[];
 const SHORT: Record<string, string> = { h: "help", v: "version" };
 
 /** Flags that take a value: declared so minimist keeps "007" as text and never reads a value as a boolean. */
-const VALUED = [...SETTING_KEYS.filter((k) => SETTINGS[k].kind !== "bool"), "config", "upstream", "pool_size"];
+const VALUED = [...SETTING_KEYS.filter((k) => SETTINGS[k].kind !== "bool"), "config", "pgbouncer_ini", "upstream", "pool_size"];
 const STRING_FLAGS = VALUED.flatMap((k) => [k, k.replace(/_/g, "-")]);
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const parsed = minimist(joinNegativeValues(argv), { string: STRING_FLAGS, boolean: ["help", "version"], alias: SHORT });
-  const out: ParsedArgs = { help: parsed.help === true, version: parsed.version === true, flags: new Map(), config: undefined, upstream: [] };
+  const out: ParsedArgs = { help: parsed.help === true, version: parsed.version === true, flags: new Map(), config: undefined, pgbouncerIni: undefined, upstream: [] };
   // Someone asking for help may well have mistyped a flag beside it; the help is what they need then.
   if (out.help || out.version) return out;
   const stray = parsed._[0];
@@ -57,6 +59,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       });
     }
     if (key === "config") out.config = String(value);
+    else if (key === "pgbouncer_ini") out.pgbouncerIni = String(value);
     else out.flags.set(key, value);
   }
   return out;

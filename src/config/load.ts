@@ -4,7 +4,8 @@ import { parseHba } from "../frontend/hba.ts";
 import { parseArgs, type ParsedArgs } from "./argv.ts";
 import { parseAuthFile, readSettingFile } from "./auth-file.ts";
 import { ConfigError, envName, flagName, type ConfigSource } from "./errors.ts";
-import { readConfigFile } from "./file.ts";
+import { readConfigFile, type ConfigFile } from "./file.ts";
+import { readPgbouncerIni, type IniConfig } from "./pgbouncer-ini.ts";
 import { readTls } from "./tls.ts";
 import { describeAllowed, SETTING_KEYS, SETTINGS, zodFor, type Config, type Settings } from "./schema.ts";
 import { parseUpstream } from "./upstream.ts";
@@ -25,9 +26,7 @@ export function loadConfig(inputs: LoadInputs): Config {
 }
 
 export function configFromParsed(args: ParsedArgs, env: Record<string, string | undefined>, cwd: string): Config {
-  const envConfig = nonEmpty(env.PGBUN_CONFIG);
-  const file =
-    args.config !== undefined ? readConfigFile(args.config, "flag", cwd) : envConfig !== undefined ? readConfigFile(envConfig, "env", cwd) : null;
+  const file = configFile(args, env, cwd);
   const settings = resolveSettings(args, env, file?.pgbun ?? {}, file?.path ?? "");
   const databases = new Map(file?.databases);
   const users = new Map(file?.users);
@@ -49,7 +48,29 @@ export function configFromParsed(args: ParsedArgs, env: Record<string, string | 
       `no database to pool: pass --upstream postgres://USER:PASSWORD@HOST:PORT/DB, or add a [databases.NAME] section with host, port and dbname to ${where}`,
     );
   }
-  return { settings, databases, users, source: { configFile: file?.path ?? null }, tls: readTls(settings, cwd), ...authFiles(settings, cwd) };
+  const notices = file !== null && "notices" in file ? (file as IniConfig).notices : undefined;
+  return { settings, databases, users, source: { configFile: file?.path ?? null }, tls: readTls(settings, cwd), ...authFiles(settings, cwd), notices };
+}
+
+/**
+ * The file the settings come from: --config (TOML, or PgBouncer's ini when it ends in .ini), or --pgbouncer-ini; the
+ * same from PGBUN_CONFIG and PGBUN_PGBOUNCER_INI when no flag names one.
+ */
+function configFile(args: ParsedArgs, env: Record<string, string | undefined>, cwd: string): ConfigFile | null {
+  if (args.config !== undefined && args.pgbouncerIni !== undefined) {
+    throw new ConfigError("--config and --pgbouncer-ini both name a config file: give one", { key: "config" });
+  }
+  const read = (given: string, source: ConfigSource, ini: boolean) => (ini || /\.ini$/i.test(given) ? readPgbouncerIni(given, source, cwd) : readConfigFile(given, source, cwd));
+  if (args.pgbouncerIni !== undefined) return read(args.pgbouncerIni, "flag", true);
+  if (args.config !== undefined) return read(args.config, "flag", false);
+  const envIni = nonEmpty(env.PGBUN_PGBOUNCER_INI);
+  const envConfig = nonEmpty(env.PGBUN_CONFIG);
+  if (envIni !== undefined && envConfig !== undefined) {
+    throw new ConfigError("PGBUN_CONFIG and PGBUN_PGBOUNCER_INI both name a config file: set one", { key: "config" });
+  }
+  if (envIni !== undefined) return read(envIni, "env", true);
+  if (envConfig !== undefined) return read(envConfig, "env", false);
+  return null;
 }
 
 /** auth_file and auth_hba_file, read with the config so that a reload re-reads them and a bad one is refused like a bad setting. */

@@ -33,6 +33,7 @@ import {
 } from "../protocol/tags.ts";
 import type { ClientContext, ClientPool } from "./context.ts";
 import { Login } from "./login.ts";
+import { cameViaUnixSocket } from "./unix-clients.ts";
 import { ClientListens, MAX_PENDING_NOTIFICATIONS } from "../notify/client-listens.ts";
 import type { ListenHub } from "../notify/hub.ts";
 import { type Effects, SqlWatch } from "./sql-watch.ts";
@@ -127,7 +128,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   }
 
   get remote(): string {
-    return `${this.socket.remoteAddress}`;
+    // A Unix-socket client has no address; PgBouncer shows it as "unix".
+    return cameViaUnixSocket(this) ? "unix" : `${this.socket.remoteAddress}`;
   }
 
   paramsKey(): string {

@@ -8,13 +8,7 @@ import { beginBatch, endBatch } from "../net/outbox.ts";
 import { ClientConn } from "./client.ts";
 import { acceptDirectTls, TLS_HANDSHAKE_RECORD } from "./client-tls.ts";
 import type { ClientContext } from "./context.ts";
-
-/** Clients that came in over the Unix socket: hba "local" lines are theirs. */
-const viaUnix = new WeakSet<ClientConn>();
-
-export function cameViaUnixSocket(c: ClientConn): boolean {
-  return viaUnix.has(c);
-}
+import { markUnixClient } from "./unix-clients.ts";
 
 export function listen(ctx: ClientContext, host: string, port: number, reusePort = false): TCPSocketListener<ClientConn> {
   // reusePort is honoured on Linux though Bun's types for listen() do not list it.
@@ -68,7 +62,7 @@ function clientHandlers(ctx: ClientContext, unix: boolean): SocketHandler<Client
     binaryType: "uint8array",
     open(socket) {
       socket.data = new ClientConn(socket, ctx);
-      if (unix) viaUnix.add(socket.data);
+      if (unix) markUnixClient(socket.data);
     },
     data(socket, chunk) {
       const c = socket.data;

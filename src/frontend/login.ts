@@ -27,7 +27,7 @@ import { AUTH_CLEARTEXT, AUTH_MD5, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL, F_PASSWO
 import type { ClientConn } from "./client.ts";
 import { acceptSslRequest, clientChannelBinding, clientEncrypted, clientTlsRequired } from "./client-tls.ts";
 import type { ClientContext, LoginFrom, LoginTarget } from "./context.ts";
-import { cameViaUnixSocket } from "./listener.ts";
+import { cameViaUnixSocket } from "./unix-clients.ts";
 import { passReplication } from "./replication.ts";
 
 type Step = "startup" | "tls" | "lookup" | "cleartext" | "md5" | "sasl-initial" | "sasl-final";

@@ -22,6 +22,8 @@ export interface StartPgbunOptions {
   cmd?: string[];
   /** Default the repository root. */
   cwd?: string;
+  /** The config names the address (a pgbouncer.ini's listen_port): no --listen 127.0.0.1:0 is added. */
+  configListens?: boolean;
   /** How long to wait for the listening line; default 15 s. */
   timeoutMs?: number;
 }
@@ -38,7 +40,7 @@ atEnd(() => {
 });
 
 export async function startPgbun(args: string[], opts: StartPgbunOptions = {}): Promise<PgbunProcess> {
-  const hasListen = args.some((a) => a === "--listen" || a.startsWith("--listen="));
+  const hasListen = opts.configListens === true || args.some((a) => a === "--listen" || a.startsWith("--listen="));
   const cmd = [...(opts.cmd ?? [process.execPath, "src/main.ts"]), ...(hasListen ? [] : ["--listen", "127.0.0.1:0"]), ...args];
   const proc = Bun.spawn(cmd, {
     cwd: opts.cwd ?? REPO_ROOT,
