@@ -11,6 +11,7 @@ import { writeConfig } from "./harness/config-file.ts";
 import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
 import { startPostgres, type PgInstance } from "./harness/postgres.ts";
 import { errorCode, errorMessage, RawClient, type Msg } from "./harness/raw-client.ts";
+import { makeCertificates, type TestCertificates } from "./harness/tls.ts";
 
 let pg: PgInstance;
 let dir: string;
@@ -223,6 +224,45 @@ host    app       app        127.0.0.1/32    scram-sha-256
       expect(code).toBe(2);
       expect(err).toContain(`pgbun: auth_hba_file ${hba} line 2: ${why}`);
     }
+  });
+});
+
+describe("auth_type = hba over TLS", () => {
+  async function psqlConn(p: PgbunProcess, conn: string, password: string) {
+    const proc = Bun.spawn(["psql", "-X", "-A", "-t", "-w", `host=127.0.0.1 port=${p.port} dbname=app ${conn}`, "-c", "SELECT current_user"], {
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, PGPASSWORD: password },
+    });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    return { out: out.trim(), err, code };
+  }
+  let made: TestCertificates | null = null;
+  /** One set of certificates for both tests: openssl takes a while. */
+  const certificates = () => (made ??= makeCertificates());
+  const tlsFiles = (certs: TestCertificates) => `client_tls_cert_file = "${certs.serverCert}"\nclient_tls_key_file = "${certs.serverKey}"\nclient_tls_ca_file = "${certs.ca}"`;
+
+  test("hostssl lines match TLS logins only, hostnossl plain ones only", async () => {
+    const certs = certificates();
+    const hba = file("tls-hba.conf", "hostssl all app 127.0.0.1/32 scram-sha-256\nhostnossl all app 127.0.0.1/32 reject\n");
+    const p = await pgbun(`auth_type = "hba"\nauth_hba_file = "${hba}"\nclient_tls_sslmode = "prefer"\n${tlsFiles(certs)}`, `[users.app]\npassword = "apppass"\n`);
+    expect(await psqlConn(p, "user=app sslmode=require", "apppass")).toMatchObject({ out: "app", code: 0 });
+    const plain = await psqlConn(p, "user=app sslmode=disable", "apppass");
+    expect(plain.code).not.toBe(0);
+    expect(plain.err).toContain('pgbun: auth_hba_file rejects host "127.0.0.1", no TLS, user "app", database "app"');
+  });
+
+  test("cert logs a user in by its verified client certificate, whose CN must be the user", async () => {
+    const certs = certificates();
+    const hba = file("cert-hba.conf", "hostssl all all 127.0.0.1/32 cert\n");
+    const p = await pgbun(`auth_type = "hba"\nauth_hba_file = "${hba}"\nclient_tls_sslmode = "verify-ca"\n${tlsFiles(certs)}`, `[users.app]\npassword = "apppass"\n[users.md5user]\npassword = "md5pass"\n`);
+    const c = certs.clientCert("app");
+    const withCert = `sslmode=require sslcert=${c.cert} sslkey=${c.key}`;
+    // No password is asked for, nor given.
+    expect(await psqlConn(p, `user=app ${withCert}`, "")).toMatchObject({ out: "app", code: 0 });
+    const other = await psqlConn(p, `user=md5user ${withCert}`, "md5pass");
+    expect(other.code).not.toBe(0);
+    expect(other.err).toContain('pgbun: certificate authentication failed for user "md5user"');
   });
 });
 
