@@ -66,7 +66,7 @@ try {
       }
     },
   });
-  const found = s.crashes + s.hungChecks + s.wrongAnswers + s.strandedChecks + s.framingErrors + s.rssCeilingHits;
+  const found = s.crashes + s.hungChecks + s.wrongAnswers + s.strandedChecks + s.framingErrors + s.foreignReplies + s.rssCeilingHits;
   console.log(JSON.stringify({ ok: found === 0, poolMode, pgbunArgs, ...s }, null, 2));
   code = found === 0 ? 0 : 1;
 } finally {

@@ -186,8 +186,6 @@ export class ProxyConnection {
   drop(): void {
     this.up.finish();
     this.down.finish();
-    this.client.end();
-    this.server?.end();
   }
 
   /** Closes both sides abruptly: each peer gets a TCP RST. */
@@ -377,7 +375,9 @@ export class FaultProxy {
       c.state = "open";
       c.down.from = server;
       c.up.to = server;
-      c.up.pump();
+      // Dropped or half-closed upward before the server answered: it gets its FIN now.
+      if (c.up.finished) server.end();
+      else c.up.pump();
     } catch {
       c.reset();
       this.forget(c);

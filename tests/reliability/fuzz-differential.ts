@@ -2,7 +2,8 @@
 
 import type { FuzzInput } from "./fuzz-inputs.ts";
 import { APP, type Target } from "./target.ts";
-import { concatBytes, encode, fe, hex } from "./wire.ts";
+import { sentinel, sentinelOf } from "./sentinel.ts";
+import { concatBytes, hex } from "./wire.ts";
 import { commandTag, errorOf, type Reply, WireClient } from "./wire-client.ts";
 
 export interface Divergence {
@@ -13,6 +14,8 @@ export interface Divergence {
   direct: string[];
   pgbun: string[];
   hex: string;
+  /** Through pgbun, the input whose sentinel answer arrived on this session instead of its own, if any. */
+  foreign: number | null;
 }
 
 // What may differ without a client noticing: ParameterStatus (pgbun reports its own set), notices, notifications.
@@ -38,46 +41,58 @@ function normalize(r: Reply): string {
   }
 }
 
+interface Transcript {
+  replies: string[];
+  foreign: number | null;
+}
+
 /** Sends the input and the sentinel; returns the transcript up to the sentinel's ReadyForQuery, or to the close. */
-async function transcript(port: number, input: FuzzInput, waitMs: number): Promise<string[] | null> {
+async function transcript(port: number, input: FuzzInput, waitMs: number): Promise<Transcript | null> {
   const c = await WireClient.connect(port);
   try {
     if (!(await c.login(APP.user, APP.db, APP.password))) return null;
-    const out: string[] = [];
-    const marker = `fz-${input.id}`;
+    const t: Transcript = { replies: [], foreign: null };
     let seen = false;
     const done = c.waitFor((r) => {
-      if (!IGNORED.has(r.tag)) out.push(normalize(r));
-      if (r.tag === "D" && Buffer.from(r.body).includes(marker)) seen = true;
+      if (!IGNORED.has(r.tag)) t.replies.push(normalize(r));
+      const named = sentinelOf(r);
+      if (named === input.id) seen = true;
+      else if (named !== null) t.foreign ??= named;
       return seen && r.tag === "Z";
     }, waitMs);
     for (const [i, chunk] of input.chunks.entries()) {
       if (i > 0) await Bun.sleep(input.id % 2);
       c.send(chunk);
     }
-    c.send(encode([...(input.inCopy ? [fe.copyFail("fuzz")] : []), fe.sync(), fe.query(`ROLLBACK; SELECT '${marker}'`)]));
+    c.send(sentinel(input));
     const r = await done;
-    if (r !== "matched") out.push(r);
-    return out;
+    if (r !== "matched") t.replies.push(r);
+    return t;
   } finally {
     c.reset();
   }
 }
 
+/** Replies compare on their tag and identity; an error's message text may differ (pgbun words its own). */
+const comparable = (s: string) => s.replace(/^(E:\w+:\w+):[\s\S]*/, "$1");
+
 /** Runs the input both ways; null when the transcripts agree (or a login failed, which the health check reports). */
 export async function compareWithPostgres(target: Target, input: FuzzInput, waitMs: number): Promise<Divergence | null> {
-  const [direct, pgbun] = await Promise.all([transcript(target.pg.port, input, waitMs), transcript(target.port, input, waitMs)]);
-  if (direct === null || pgbun === null) return null;
-  if (direct.length === pgbun.length && direct.every((d, i) => d === pgbun[i])) return null;
+  const [d, p] = await Promise.all([transcript(target.pg.port, input, waitMs), transcript(target.port, input, waitMs)]);
+  if (d === null || p === null) return null;
+  const direct = d.replies.map(comparable);
+  const pgbun = p.replies.map(comparable);
+  if (direct.length === pgbun.length && direct.every((x, i) => x === pgbun[i])) return null;
   let at = 0;
   while (direct[at] === pgbun[at]) at++;
-  const bare = (s: string | undefined) => (s === undefined ? "end" : s.replace(/^([DTd]):.*/, "$1").replace(/^(E:\w+:\w+):.*/, "$1"));
+  const bare = (s: string | undefined) => (s === undefined ? "end" : s.replace(/^([DTd]):.*/, "$1"));
   return {
     class: `${bare(direct[at])} vs ${bare(pgbun[at])}`,
     id: input.id,
     kind: input.kind,
-    direct,
-    pgbun,
+    direct: d.replies,
+    pgbun: p.replies,
     hex: hex(concatBytes(input.chunks), 512),
+    foreign: p.foreign,
   };
 }

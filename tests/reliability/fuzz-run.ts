@@ -5,7 +5,8 @@ import { makeInput, type FuzzInput } from "./fuzz-inputs.ts";
 import { Probe } from "./probe.ts";
 import { RssRecorder, rssKb, type RssSummary } from "./rss.ts";
 import { APP, type Target } from "./target.ts";
-import { concatBytes, encode, fe, GSSENC_REQUEST, hex, SSL_REQUEST } from "./wire.ts";
+import { sentinel, sentinelOf } from "./sentinel.ts";
+import { concatBytes, GSSENC_REQUEST, hex, SSL_REQUEST } from "./wire.ts";
 import { WireClient } from "./wire-client.ts";
 
 export interface FuzzOptions {
@@ -36,7 +37,7 @@ export interface FuzzOptions {
 }
 
 export interface Finding {
-  kind: "crash" | "hung" | "wrong" | "stranded" | "framing" | "rss-ceiling";
+  kind: "crash" | "hung" | "wrong" | "stranded" | "framing" | "foreign-reply" | "rss-ceiling";
   batch: number;
   /** The batch's inputs, [firstId, lastId]; replay them with --seed and --first-id. */
   ids: [number, number];
@@ -55,6 +56,8 @@ export interface FuzzSummary {
   wrongAnswers: number;
   strandedChecks: number;
   framingErrors: number;
+  /** Answers meant for another connection (a sentinel naming another input) that arrived on a fuzz session. */
+  foreignReplies: number;
   /** Times pgbun's RSS passed rssCeilingKb mid-batch (it was then killed and restarted). */
   rssCeilingHits: number;
   logins: number;
@@ -99,6 +102,7 @@ export async function runFuzz(target: Target, o: FuzzOptions): Promise<FuzzSumma
     wrongAnswers: 0,
     strandedChecks: 0,
     framingErrors: 0,
+    foreignReplies: 0,
     rssCeilingHits: 0,
     pgbunRestarts: 0,
     ...emptyCounts(),
@@ -115,9 +119,10 @@ export async function runFuzz(target: Target, o: FuzzOptions): Promise<FuzzSumma
       const to = Math.min(from + batchSize, first + o.inputs);
       const batch = s.batches++;
       const ids: [number, number] = [from, to - 1];
-      const lane = new Lane(target, o, s, (detail, input) => {
-        s.framingErrors++;
-        note({ kind: "framing", batch, ids, detail, input: describe(input) });
+      const lane = new Lane(target, o, s, (kind, detail, input) => {
+        if (kind === "framing") s.framingErrors++;
+        else s.foreignReplies++;
+        note({ kind, batch, ids, detail, input: describe(input) });
       });
       let nextId = from;
       const guard = watchRss(target, o.rssCeilingKb ?? 4 << 20, (kb) => {
@@ -189,7 +194,7 @@ class Lane {
     private readonly target: Target,
     private readonly o: FuzzOptions,
     private readonly s: LaneCounts,
-    private readonly framing: (detail: string, input: FuzzInput) => void,
+    private readonly report: (kind: "framing" | "foreign-reply", detail: string, input: FuzzInput) => void,
   ) {}
 
   async run(next: () => number | undefined): Promise<void> {
@@ -218,7 +223,7 @@ class Lane {
     c.expectSingleByteAnswers(leadingNegotiations(concatBytes(input.chunks)));
     await sendChunks(c, input);
     const r = await c.waitFor(() => false, STARTUP_WAIT_MS);
-    if (c.framingError !== null) this.framing(c.framingError, input);
+    if (c.framingError !== null) this.report("framing", c.framingError, input);
     if (r === "closed") this.s.outcomes.startupClosedByPgbun++;
     else {
       this.s.outcomes.startupLeftOpen++;
@@ -229,6 +234,7 @@ class Lane {
   private async differential(input: FuzzInput): Promise<void> {
     const d = await compareWithPostgres(this.target, input, Math.max(this.o.sentinelWaitMs ?? 300, 500));
     if (d === null) return;
+    if (d.foreign !== null) this.report("foreign-reply", `input ${input.id}'s session received the answer to input ${d.foreign}'s sentinel`, input);
     const v = this.s.divergences;
     v.total++;
     v.byClass[d.class] = (v.byClass[d.class] ?? 0) + 1;
@@ -248,10 +254,13 @@ class Lane {
     }
     await sendChunks(c, input);
     // The sentinel: end whatever the input left open and prove the session still answers in order.
-    const marker = `fz-${input.id}`;
-    c.send(encode([...(input.inCopy ? [fe.copyFail("fuzz")] : []), fe.sync(), fe.query(`ROLLBACK; SELECT '${marker}'`)]));
-    const r = await c.waitFor((m) => m.tag === "D" && Buffer.from(m.body).includes(marker), this.o.sentinelWaitMs ?? 300);
-    if (c.framingError !== null) this.framing(c.framingError, input);
+    c.send(sentinel(input));
+    const r = await c.waitFor((m) => {
+      const named = sentinelOf(m);
+      if (named !== null && named !== input.id) this.report("foreign-reply", `input ${input.id}'s session received the answer to input ${named}'s sentinel`, input);
+      return named === input.id;
+    }, this.o.sentinelWaitMs ?? 300);
+    if (c.framingError !== null) this.report("framing", c.framingError, input);
     if (r === "matched") {
       this.s.outcomes.answered++;
       return c;
