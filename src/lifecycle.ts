@@ -128,11 +128,17 @@ export class Lifecycle implements Controller, HealthSource {
   private apply(next: Config): void {
     const reg = this.registry;
     const before = reg.settings;
+    const serverTlsBefore = JSON.stringify(reg.config.tls?.server ?? null);
     reg.config = next;
     configureLog({ level: next.settings.log_level, format: next.settings.log_format });
     // Certificate rotation: the files were re-read with the config (a bad one refused the reload); new handshakes use them.
     configureTls(next.tls);
     if (next.tls?.client) log.info("main", "client TLS files loaded", { client_tls_sslmode: next.tls.client.mode, files: next.tls.client.files });
+    // Servers logged in under other server_tls_* settings (or files) are replaced as they become idle, as RECONNECT does.
+    if (serverTlsBefore !== JSON.stringify(next.tls?.server ?? null)) {
+      log.info("main", "server_tls_* changed: servers are replaced as they become idle", { server_tls_sslmode: next.settings.server_tls_sslmode });
+      for (const pool of reg.pools.values()) pool.retireAll();
+    }
     if (before.listen.host !== next.settings.listen.host || before.listen.port !== next.settings.listen.port) {
       log.warn("main", "listen changed in the config: it applies at the next restart");
     }

@@ -49,12 +49,15 @@ interface Options {
   env?: Record<string, string>;
 }
 
-/** A pgbun in front of one database "app", with the TLS lines given. */
-async function pgbun(o: Options = {}): Promise<PgbunProcess> {
+/** Config files by the pgbun that reads them, for tests that change and reload them. */
+const configOf = new Map<PgbunProcess, string>();
+
+/** The config of a pgbun in front of one database "app", with the TLS lines given. */
+function configText(o: Options): string {
   const pg = o.pg ?? pgTls;
   const user = o.user ?? "app";
   const password = o.password === undefined ? 'password = "apppass"' : o.password === "" ? "" : `password = "${o.password}"`;
-  const file = writeConfig(`[pgbun]
+  return `[pgbun]
 pool_mode = "transaction"
 admin_users = ["app"]
 stats_listen = "127.0.0.1:0"
@@ -69,9 +72,14 @@ ${password}
 
 [users.app]
 password = "apppass"
-`);
+`;
+}
+
+async function pgbun(o: Options = {}): Promise<PgbunProcess> {
+  const file = writeConfig(configText(o));
   const p = await startPgbun(["--config", file], { env: o.env });
   started.push(p);
+  configOf.set(p, file);
   return p;
 }
 
@@ -347,6 +355,15 @@ describe("pgbun to PostgreSQL", () => {
       await Bun.sleep(100);
     }
     expect(last).toStartWith("200");
+  });
+
+  test("a reload that changes server_tls_sslmode replaces the servers: the next transaction runs over TLS", async () => {
+    const p = await pgbun({ pgbun: serverTls("disable") });
+    expect(await serverSsl(p)).toBe("f");
+    writeConfig(configText({ pgbun: serverTls("require") }), configOf.get(p));
+    p.proc.kill("SIGHUP");
+    await until("the reload", () => p.output().includes("server_tls_* changed"));
+    expect(await serverSsl(p)).toBe("t");
   });
 
   test("server_tls_cert_file logs in with PostgreSQL's cert method", async () => {
