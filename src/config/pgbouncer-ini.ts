@@ -279,6 +279,10 @@ function databaseFrom(name: string, value: string, at: Line, socketDir: string, 
   if (!r.success) {
     const issue = r.error.issues[0]!;
     const field = String(issue.path[0] ?? "");
+    if (field === "password") {
+      // PgBouncer would send this one password for whichever user a client logs in as; pgbun refuses to guess.
+      throw iniError(at, `database ${name}: password= needs user=: add user=NAME to its connection string, or remove password= and put the users' secrets in auth_file`);
+    }
     throw iniError(at, `database ${name}: invalid ${field}=${JSON.stringify(raw[field] ?? "")}: ${issue.message}`);
   }
   return { name, ...r.data, dbname: r.data.dbname ?? name };
