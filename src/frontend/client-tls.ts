@@ -137,6 +137,16 @@ function onHandshake(socket: Socket<ClientConn>, ok: boolean, authorizationError
   const c = socket.data;
   const st = states.get(c);
   if (st === undefined || st.phase !== "handshake" || c.state === "closed") return;
+  try {
+    handshakeDone(c, st, socket, ok, authorizationError);
+  } catch (err) {
+    // No exception leaves a socket handler: the client is told and let go.
+    log.error("client", "unexpected error after the TLS handshake", { client: c.id, stack: (err as Error).stack });
+    c.fatal("XX000", "pgbun internal error");
+  }
+}
+
+function handshakeDone(c: ClientConn, st: ClientTlsState, socket: Socket<ClientConn>, ok: boolean, authorizationError: Error | null): void {
   if (!ok) {
     handshakeFailed(c, authorizationError?.message ?? "handshake failed");
     c.close("TLS handshake failed");
