@@ -1,6 +1,6 @@
 // The Config: defaults, then the TOML file, then PGBUN_* environment variables, then flags, each overriding the one before.
 
-import { parseHba } from "../frontend/hba.ts";
+import { parseHba } from "./hba-file.ts";
 import { parseArgs, type ParsedArgs } from "./argv.ts";
 import { parseAuthFile, readSettingFile } from "./auth-file.ts";
 import { ConfigError, envName, flagName, type ConfigSource } from "./errors.ts";

@@ -113,7 +113,7 @@ export interface Config {
   /** auth_file's users and secrets (PgBouncer's userlist.txt), read with the config; empty without auth_file. */
   authFile?: Map<string, string>;
   /** auth_hba_file's rules, read with the config when auth_type is hba. */
-  hba?: import("../frontend/hba.ts").HbaRule[];
+  hba?: import("./hba-file.ts").HbaRule[];
   /** Settings read from a pgbouncer.ini that pgbun does not implement: reported once at start. */
   notices?: string[];
 }

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigError } from "../config/errors.ts";
-import { matchHba, parseHba, type HbaLogin } from "./hba.ts";
+import { parseHba } from "../config/hba-file.ts";
+import { matchHba, type HbaLogin } from "./hba.ts";
 
 const login = (o: Partial<HbaLogin>): HbaLogin => ({ local: false, tls: false, addr: "127.0.0.1", database: "app", user: "alice", replication: null, ...o });
 const methodOf = (text: string, o: Partial<HbaLogin>) => matchHba(parseHba(text, "hba.conf"), login(o))?.method ?? null;
