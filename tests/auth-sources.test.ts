@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
 import { formatScramVerifier, scramVerifierFromPassword } from "../src/protocol/scram.ts";
-import { writeConfig } from "./harness/config-file.ts";
+import { adminQuery, writeConfig } from "./harness/config-file.ts";
 import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
 import { startPostgres, type PgInstance } from "./harness/postgres.ts";
 import { errorCode, errorMessage, RawClient, type Msg } from "./harness/raw-client.ts";
@@ -138,9 +138,12 @@ describe("auth_user and auth_query", () => {
 
   test("users found only by the default auth_query log in with their stored SCRAM or md5 secret, and pgbun logs in as them", async () => {
     // PgBouncer's default query reads pg_authid, so auth_user must be a superuser for it.
-    const p = await pgbun(`auth_user = "postgres"\nauth_file = "${file("su.txt", `"postgres" "postgres"\n`)}"\nauth_type = "md5"`);
+    const p = await pgbun(`auth_user = "postgres"\nauth_file = "${file("su.txt", `"postgres" "postgres"\n`)}"\nauth_type = "md5"\nadmin_users = ["postgres"]`);
     expect(await currentUser(p, "app", "apppass", "app")).toBe("app");
     expect(await currentUser(p, "md5user", "md5pass")).toBe("md5user");
+    // SHOW USERS lists them as PgBouncer does: auth_file's users and those auth_query found.
+    const users = (await adminQuery(p.port, "SHOW USERS", "postgres", "postgres")).map((r) => r.name).sort();
+    expect(users).toEqual(["app", "md5user", "postgres"]);
   });
 
   test("an expired role, a role that cannot log in and a nonexistent one fail exactly like a wrong password", async () => {

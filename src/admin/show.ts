@@ -129,8 +129,13 @@ export function showDatabases(reg: Registry, disabled: Set<string>): Uint8Array 
   return resultSet(cols, rows);
 }
 
+/** Every user pgbun knows, as PgBouncer lists them: [users], auth_file, and those auth_query has found. */
+function knownUsers(reg: Registry): string[] {
+  return [...new Set([...reg.config.users.keys(), ...(reg.config.authFile?.keys() ?? []), ...reg.learned.keys()])];
+}
+
 export function showUsers(reg: Registry): Uint8Array {
-  return resultSet([text("name"), text("pool_mode")], [...reg.config.users.values()].map((u) => [u.name, u.pool_mode ?? ""]));
+  return resultSet([text("name"), text("pool_mode")], knownUsers(reg).map((name) => [name, reg.config.users.get(name)?.pool_mode ?? ""]));
 }
 
 export function showLists(reg: Registry): Uint8Array {
@@ -152,7 +157,7 @@ export function showLists(reg: Registry): Uint8Array {
   }
   const rows: Cell[][] = [
     ["databases", reg.config.databases.size],
-    ["users", reg.config.users.size],
+    ["users", knownUsers(reg).length],
     ["pools", reg.pools.size],
     ["free_clients", free],
     ["used_clients", used],

@@ -55,11 +55,6 @@ export function lookUpUser(t: AuthQueryTarget, user: string, now = Date.now()): 
   return p;
 }
 
-/** Forgets every cached answer (a reload may change auth_user, auth_query or passwords). */
-export function clearAuthQueryCache(): void {
-  cache.clear();
-}
-
 function runQuery(t: AuthQueryTarget, user: string): Promise<AuthQueryAnswer> {
   const auth = new ServerAuth(t.user, t.password);
   const framer = new Framer(1 << 20);
