@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
+import { saslInitialResponse, startupMessage } from "../src/protocol/messages.ts";
 import { formatScramVerifier, scramVerifierFromPassword } from "../src/protocol/scram.ts";
 import { adminQuery, writeConfig } from "./harness/config-file.ts";
 import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
@@ -113,6 +114,22 @@ describe("auth_file", () => {
     expect(errorCode(wrong.at(-1)!)).toBe("28P01");
     expect(errorMessage(unknown.at(-1)!)).toBe('password authentication failed for user "nobody"');
     expect(shape(unknown)).toEqual(shape(wrong));
+  });
+
+  test("an unknown user is shown the same SCRAM salt at every attempt, as a real user is: the salt tells nobody who exists", async () => {
+    const p = await pgbun(`auth_file = "${file("salt.txt", `"app" "${stored.app}"\n`)}"`);
+    const saltOf = async (user: string) => {
+      const c = await RawClient.connect(p.port);
+      c.send(startupMessage({ user, database: "app" }));
+      await c.next();
+      c.send(saslInitialResponse("SCRAM-SHA-256", "n,,n=,r=abcdefghijkl"));
+      const m = await c.next();
+      c.close();
+      return /,s=([^,]+),/.exec(new TextDecoder().decode(m.body.subarray(4)))![1];
+    };
+    expect(await saltOf("nobody")).toBe(await saltOf("nobody"));
+    expect(await saltOf("nobody")).not.toBe(await saltOf("someone-else"));
+    expect(await saltOf("app")).toBe(stored.app!.split("$")[1]!.split(":")[1]!);
   });
 
   test("a SCRAM secret that is not the server's (another salt) fails the server login with a message naming the fix", async () => {
