@@ -10,6 +10,7 @@ import { adminQuery } from "./harness/config-file.ts";
 import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
 import { findPgBin, startPostgres, type PgInstance } from "./harness/postgres.ts";
 import { errorCode, errorMessage, RawClient } from "./harness/raw-client.ts";
+import { makeCertificates } from "./harness/tls.ts";
 
 let pg: PgInstance;
 let p: PgbunProcess;
@@ -87,6 +88,28 @@ describe("replication connections", () => {
       expect(readdirSync(join(dir, "data", "pg_wal")).some((f) => /^[0-9A-F]{24}$/.test(f))).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("over TLS when server_tls_sslmode asks for it: pg_recvlogical creates a slot on a PostgreSQL that refuses plain-text logins", async () => {
+    const certs = makeCertificates();
+    const pgTls = await startPostgres({
+      settings: { wal_level: "logical" },
+      ssl: { certFile: certs.serverCert, keyFile: certs.serverKey },
+      hba: "hostnossl all postgres 127.0.0.1/32 reject",
+    });
+    const through = await startPgbun(["--upstream", pgTls.url("postgres", "postgres", "app"), "--server-tls-sslmode", "require", "--pool-mode", "transaction"]);
+    try {
+      const bin = findPgBin("pg_recvlogical")!;
+      const conn = `host=127.0.0.1 port=${through.port} dbname=app user=postgres`;
+      const [, err, code] = await run([bin, "-d", conn, "--slot", "over_tls", "--create-slot", "--plugin", "test_decoding"]);
+      expect(err).toBe("");
+      expect(code).toBe(0);
+      // The login got past "hostnossl ... reject": it was encrypted.
+      expect(await pgTls.psql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'over_tls'")).toBe("1");
+    } finally {
+      await through.stop();
+      await pgTls.stop();
     }
   });
 

@@ -13,6 +13,7 @@ import { Framer } from "../protocol/framer.ts";
 import { parseErrorFields, startupMessage } from "../protocol/messages.ts";
 import { AUTH_OK, B_AUTHENTICATION, B_ERROR_RESPONSE } from "../protocol/tags.ts";
 import { readInt32 } from "../protocol/writer.ts";
+import { certificateProblem, peerEndPoint, requiresTls, type ServerTls, serverTls, SSL_NO, SSL_REQUEST, SSL_YES } from "../net/tls.ts";
 import type { ClientConn } from "./client.ts";
 
 export type ReplicationKind = "physical" | "logical";
@@ -50,6 +51,8 @@ class ReplicationRelay {
   /** AuthenticationOk came: from here on the server's messages go to the client as they are. */
   private passing = false;
   private closed = false;
+  /** SSLRequest sent (server_tls_sslmode prefer or stricter): the next byte says whether TLS follows. */
+  private tls: ServerTls | null = null;
 
   constructor(
     private readonly client: ClientConn,
@@ -78,10 +81,50 @@ class ReplicationRelay {
       return;
     }
     this.socket = socket;
+    // The login sends credentials: TLS first when server_tls_sslmode asks for it, as the pools' connections do.
+    const tls = serverTls();
+    if (tls !== null && tls.mode !== "allow" && !this.target.host.startsWith("/")) {
+      this.tls = tls;
+      if (socket.write(SSL_REQUEST) !== SSL_REQUEST.length) this.fail("pgbun: could not send SSLRequest to the server");
+      return;
+    }
+    this.startup(socket);
+  }
+
+  private startup(socket: Socket<ReplicationRelay>): void {
+    this.socket = socket;
     this.outbox = new Outbox(socket as Socket<unknown>, (on) => this.client.pauseReading(on));
     const params: Record<string, string> = { user: this.target.user, database: this.target.database };
     for (const [k, v] of this.client.startupParams) if (!REPLACED.has(k)) params[k] = v;
     this.outbox.send(startupMessage(params));
+  }
+
+  /** The server's one-byte answer to SSLRequest. */
+  private sslAnswer(socket: Socket<ReplicationRelay>, chunk: Uint8Array): void {
+    const tls = this.tls!;
+    this.tls = null;
+    if (chunk.length !== 1) return this.fail("pgbun: the server sent unexpected bytes after its answer to SSLRequest");
+    if (chunk[0] === SSL_NO) {
+      if (requiresTls(tls.mode)) return this.fail(`pgbun: the server does not support TLS, and server_tls_sslmode = ${tls.mode} refuses plain text`);
+      return this.startup(socket);
+    }
+    if (chunk[0] !== SSL_YES) return this.fail(`pgbun: the server answered SSLRequest with byte ${chunk[0]}, neither S nor N`);
+    try {
+      const [plain] = socket.upgradeTLS<ReplicationRelay>({ tls: tls.options(this.target.host), data: this, socket: tlsHandlers(tls) });
+      // The plain side keeps firing with the ciphertext, which the TLS socket reads.
+      plain.data = DETACHED;
+    } catch (err) {
+      this.fail(`pgbun: TLS to the server could not start: ${(err as Error).message}`);
+    }
+  }
+
+  /** The TLS handshake with the server ended: log in over the TLS socket, or fail as server_tls_sslmode says. */
+  handshake(socket: Socket<ReplicationRelay>, tls: ServerTls, ok: boolean, err: Error | null): void {
+    if (this.closed) return;
+    const problem = certificateProblem(tls.mode, ok, err);
+    if (problem !== null) return this.fail(`pgbun: ${problem}`);
+    this.auth!.channelBinding = () => peerEndPoint(socket as Socket<unknown>);
+    this.startup(socket);
   }
 
   connectFailed(message: string): void {
@@ -90,8 +133,9 @@ class ReplicationRelay {
     this.client.fatal("08006", `pgbun: cannot connect to the server for database "${this.client.database}": ${message}`);
   }
 
-  fromServer(chunk: Uint8Array): void {
+  fromServer(socket: Socket<ReplicationRelay>, chunk: Uint8Array): void {
     if (this.closed) return;
+    if (this.tls !== null) return this.sslAnswer(socket, chunk);
     try {
       this.framer.feed(chunk, this);
     } catch (err) {
@@ -168,6 +212,20 @@ class ReplicationRelay {
   }
 }
 
+/** What the plain socket's handlers see once TLS has taken over: nothing to do. */
+const DETACHED = { fromServer() {}, drain() {}, serverGone() {}, connectFailed() {}, opened() {} } as unknown as ReplicationRelay;
+
+/** The TLS socket's handlers: the plain ones, plus the handshake's outcome. */
+function tlsHandlers(tls: ServerTls): SocketHandler<ReplicationRelay> {
+  return {
+    ...HANDLERS,
+    open() {},
+    handshake(socket, ok, err) {
+      socket.data.handshake(socket, tls, ok, err);
+    },
+  };
+}
+
 const HANDLERS: SocketHandler<ReplicationRelay> = {
   binaryType: "uint8array",
   open(socket: Socket<ReplicationRelay>) {
@@ -175,7 +233,7 @@ const HANDLERS: SocketHandler<ReplicationRelay> = {
   },
   data(socket: Socket<ReplicationRelay>, chunk: Uint8Array) {
     const began = beginBatch();
-    socket.data.fromServer(chunk);
+    socket.data.fromServer(socket, chunk);
     endBatch(began);
   },
   drain(socket: Socket<ReplicationRelay>) {
