@@ -128,6 +128,13 @@ describe("pgbouncer.ini", () => {
     for (let i = 0; i < 50 && !p.output().includes("Unix socket"); i++) await Bun.sleep(20);
     await sameAnswers();
     expect((await psql([...tcp("app", "app"), "-c", "SELECT 1"], "wrong")).err).toContain('FATAL:  password authentication failed for user "app"');
+    // psycopg over the Unix socket, as an application on the same host would connect (hba: local trust).
+    const py = Bun.spawnSync(
+      ["/usr/bin/python3", "-c", `import psycopg\nwith psycopg.connect(host=${JSON.stringify(dir)}, port=${port}, user="app", dbname="app") as c:\n    print(c.execute("SELECT current_user").fetchone()[0])`],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    expect(py.stderr.toString()).toBe("");
+    expect(py.stdout.toString().trim()).toBe("app");
     const out = p.output();
     expect(out).toContain(`pgbouncer.ini: logfile = ${dir}/pgbouncer.log (${join(dir, "pgbouncer.ini")}:25) is not implemented: pgbun logs to stderr only`);
     expect(out).toContain("pgbouncer.ini: pidfile = ");

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAuthFile } from "./auth-file.ts";
+import { loadConfig } from "./load.ts";
 import { readPgbouncerIni } from "./pgbouncer-ini.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "pgbun-ini-unit-"));
@@ -52,6 +53,24 @@ unix_socket_dir = /run/pg
     const c = ini({ "main.ini": "[users]\nalice = pool_mode=session auth_type=plain query_timeout=5\n[pgbouncer]\nlisten_addr = 127.0.0.1\n" });
     expect(c.users.get("alice")).toEqual({ name: "alice", pool_mode: "session", auth_type: "plain" });
     expect(c.notices).toEqual([expect.stringContaining("[users] alice: query_timeout=5")]);
+  });
+});
+
+describe("choosing the file", () => {
+  test("--pgbouncer-ini, --config with a .ini file and PGBUN_PGBOUNCER_INI read the ini; naming two files is an error", () => {
+    writeFileSync(join(dir, "pick.ini"), "[databases]\napp = host=db port=5433\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = 7001\n");
+    for (const [argv, env] of [
+      [["--pgbouncer-ini", "pick.ini"], {}],
+      [["--config", "pick.ini"], {}],
+      [[], { PGBUN_PGBOUNCER_INI: "pick.ini" }],
+    ] as const) {
+      const c = loadConfig({ argv: [...argv], env, cwd: dir });
+      expect(c.settings.listen).toEqual({ host: "127.0.0.1", port: 7001 });
+      expect(c.databases.get("app")).toMatchObject({ host: "db", port: 5433 });
+    }
+    // Flags still beat the file.
+    expect(loadConfig({ argv: ["--pgbouncer-ini", "pick.ini", "--listen", "127.0.0.1:7002"], env: {}, cwd: dir }).settings.listen.port).toBe(7002);
+    expect(() => loadConfig({ argv: ["--pgbouncer-ini", "pick.ini", "--config", "x.toml"], env: {}, cwd: dir })).toThrow("--config and --pgbouncer-ini both name a config file: give one");
   });
 });
 
