@@ -142,6 +142,9 @@ export class Lifecycle implements Controller, HealthSource {
     if (before.listen.host !== next.settings.listen.host || before.listen.port !== next.settings.listen.port) {
       log.warn("main", "listen changed in the config: it applies at the next restart");
     }
+    if (before.unix_socket_dir !== next.settings.unix_socket_dir || before.unix_socket_mode !== next.settings.unix_socket_mode) {
+      log.warn("main", "unix_socket_dir or unix_socket_mode changed in the config: it applies at the next restart");
+    }
     for (const [key, pool] of reg.pools) {
       const db = reg.databaseFor(pool.spec.name);
       if (db === undefined || !reg.userStillKnown(db, pool.spec.user)) {

@@ -172,13 +172,16 @@ export function showLists(reg: Registry): Uint8Array {
   return resultSet([text("list"), int8("items")], rows);
 }
 
+/** Settings a reload cannot change: they apply at the next start. */
+const RESTART_ONLY = new Set(["listen", "workers", "unix_socket_dir", "unix_socket_mode"]);
+
 export function showConfig(reg: Registry): Uint8Array {
   const rows: Cell[][] = [];
   const fmt = (v: unknown): string =>
     v === null ? "" : Array.isArray(v) ? v.join(",") : typeof v === "object" ? `${(v as { host: string }).host}:${(v as { port: number }).port}` : String(v);
   for (const [key, spec] of Object.entries(SETTINGS)) {
     const value = (reg.settings as unknown as Record<string, unknown>)[key];
-    rows.push([key, fmt(value), fmt(spec.default), key === "listen" || key === "workers" ? "no" : "yes"]);
+    rows.push([key, fmt(value), fmt(spec.default), RESTART_ONLY.has(key) ? "no" : "yes"]);
   }
   return resultSet([text("key"), text("value"), text("default"), text("changeable")], rows);
 }

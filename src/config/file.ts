@@ -29,6 +29,10 @@ const ALLOWED: Record<string, string> = {
   min_pool_size: "expected an integer from 0 to 100000",
   max_db_connections: "expected an integer, 0 (unlimited) or more",
   max_user_connections: "expected an integer, 0 (unlimited) or more",
+  auth_type: "expected one of trust, plain, md5, scram-sha-256",
+  auth_user: "expected a user name",
+  auth_dbname: "expected a database name",
+  auth_query: "expected a query returning the user name and its password, with $1 for the name",
 };
 
 /** Relative paths are taken from the working directory: inside a `bun build --compile` binary import.meta.dir is virtual. */
