@@ -5,13 +5,14 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import postgres from "postgres";
 import { startPostgres, type PgInstance } from "./harness/postgres.ts";
 import { startPgbun, type PgbunProcess } from "./harness/pgbun.ts";
+import { adminQuery } from "./harness/config-file.ts";
 
 let pg: PgInstance;
 let bouncer: PgbunProcess;
 
 beforeAll(async () => {
   pg = await startPostgres();
-  bouncer = await startPgbun(["--upstream", pg.url("app", "apppass", "app"), "--pool-mode", "transaction", "--pool-size", "2"]);
+  bouncer = await startPgbun(["--upstream", pg.url("app", "apppass", "app"), "--pool-mode", "transaction", "--pool-size", "2", "--admin-users", "app"]);
 });
 
 afterAll(async () => {
@@ -79,7 +80,12 @@ test("a temporary table stays reachable for its client across transactions and u
   }
   expect((await a`SELECT count(*)::int AS n FROM scratch`)[0]!.n).toBe(5);
   expect(await b`SELECT * FROM scratch`.catch((e: { code: string }) => e.code)).toBe("42P01");
+  const shown = await adminQuery(bouncer.port, "SHOW CLIENTS", "app", "apppass");
+  expect(shown.filter((r) => r.database === "app").map((r) => r.pinned).sort()).toEqual(["0", "1"]);
   await a`DROP TABLE scratch`;
+  await a`SELECT 1`;
+  const after = await adminQuery(bouncer.port, "SHOW CLIENTS", "app", "apppass");
+  expect(after.filter((r) => r.database === "app").map((r) => r.pinned)).toEqual(["0", "0"]);
   await Promise.all([a.end(), b.end()]);
 });
 

@@ -59,6 +59,8 @@ const CONN_COLUMNS: Column[] = [
   text("type"), text("user"), text("database"), text("state"), text("addr"), int8("port"), text("local_addr"), int8("local_port"),
   text("connect_time"), text("request_time"), int8("wait"), int8("wait_us"), int8("close_needed"), text("ptr"), text("link"),
   int8("remote_pid"), text("tls"), text("application_name"), int8("prepared_statements"), int8("id"), text("replication"),
+  // pgbun's own: 1 while session state (advisory lock, temporary table, WITH HOLD cursor) keeps the client on its server.
+  int8("pinned"),
 ];
 
 export function showClients(reg: Registry): Uint8Array {
@@ -73,6 +75,7 @@ export function showClients(reg: Registry): Uint8Array {
       "C", c.user, c.database, clientState(c), unix ? "unix" : c.remote, unix ? 0 : (sock.remotePort ?? 0), unix ? "unix" : (sock.localAddress ?? ""), unix ? 0 : (sock.localPort ?? 0),
       ts(c.connectedAt), ts(c.connectedAt), Math.floor(waitUs / 1e6), waitUs % 1e6, 0, `c${c.id}`, c.server ? `s${c.server.id}` : "",
       c.pid, tlsLabel(c.socket as Socket<unknown>), c.wanted.get("application_name") ?? "", c.statements.size, c.id, replicationOf(c),
+      c.pinned ? 1 : 0,
     ]);
   }
   return resultSet(CONN_COLUMNS, rows);
@@ -101,6 +104,7 @@ export function showServers(reg: Registry): Uint8Array {
         "S", s.target.user, p.spec.name, state, s.target.host, s.target.port, sock?.localAddress ?? "", sock?.localPort ?? 0,
         ts(s.createdAt), ts(s.createdAt), 0, 0, s.retire ? 1 : 0, `s${s.id}`, s.client ? `c${s.client.id}` : "",
         s.pid, serverTlsLabel(s), s.reported.get("application_name") ?? "", s.statements.size, s.id, "none",
+        s.client?.pinned ? 1 : 0,
       ]);
     }
   }
