@@ -165,8 +165,7 @@ export function cpuTable(points: PointResult[]): string {
 
 /** Client-side TLS: each pooler with and without it (same process, same round), and pgbun's TLS beside PgBouncer's. */
 export function tlsTable(points: PointResult[]): string {
-  const us = (t: TargetResult | undefined) => (t?.medianCpuUsPerXact != null ? t.medianCpuUsPerXact.toFixed(1) : t ? t.status : "-");
-  const header = ["point", "pgbun plain", "pgbun TLS", "pgbun TLS/plain", "PgBouncer plain", "PgBouncer TLS", "PgBouncer TLS/plain", "pgbun/PgBouncer, TLS", "pgbun TLS µs/xact", "PgBouncer TLS µs/xact"];
+  const header = ["point", "pgbun plain", "pgbun TLS", "pgbun TLS/plain", "PgBouncer plain", "PgBouncer TLS", "PgBouncer TLS/plain", "pgbun/PgBouncer, TLS"];
   const body = points.map((p) => {
     const t = p.targets;
     return [
@@ -178,15 +177,26 @@ export function tlsTable(points: PointResult[]): string {
       tpsCell(t["PgBouncer TLS"]),
       ratioCell(ratio(t["PgBouncer TLS"], t.PgBouncer)),
       ratioCell(ratio(t["pgbun TLS"], t["PgBouncer TLS"])),
-      us(t["pgbun TLS"]),
-      us(t["PgBouncer TLS"]),
     ];
   });
   return layout(header, body);
 }
 
+/** The same points as pooler CPU per transaction (per login at -C), steadier than TPS on a shared machine. */
+export function tlsCpuTable(points: PointResult[]): string {
+  const us = (t: TargetResult | undefined) => (t?.medianCpuUsPerXact != null ? t.medianCpuUsPerXact.toFixed(1) : t ? t.status : "-");
+  const header = ["point", "pgbun plain µs", "pgbun TLS µs", "PgBouncer plain µs", "PgBouncer TLS µs", "pgbun/PgBouncer CPU, TLS"];
+  const body = points.map((p) => {
+    const t = p.targets;
+    const a = t["pgbun TLS"]?.medianCpuUsPerXact;
+    const b = t["PgBouncer TLS"]?.medianCpuUsPerXact;
+    return [p.name, us(t.pgbun), us(t["pgbun TLS"]), us(t.PgBouncer), us(t["PgBouncer TLS"]), a != null && b != null && b > 0 ? (a / b).toFixed(2) : "-"];
+  });
+  return layout(header, body);
+}
+
 export const TLS_NOTE =
-  "Both poolers have client TLS on (client_tls_sslmode = prefer, one P-256 certificate) and plain text to PostgreSQL; pgbench connects with sslmode=require or disable to the same process. TPS columns; -C opens a connection (TLS handshake and login) per transaction, so its TPS is logins per second.";
+  "Both poolers have client TLS on (client_tls_sslmode = prefer, one P-256 certificate) and plain text to PostgreSQL; pgbench connects to the same process with sslmode=require (TLS) or disable (plain). -C opens a connection (TLS handshake and login) per transaction, so there TPS is logins per second and CPU is per login.";
 
 export function addedLatencyLines(list: AddedLatency[]): string[] {
   return list.map((a) => {
@@ -234,7 +244,7 @@ export function textReport(r: BenchResults): string {
     "",
     "Memory per idle client (RSS with N idle logged-in clients minus RSS with none, / N):",
     ...(r.idleMemory.length ? idleMemoryLines(r.idleMemory).map((l) => `  ${l}`) : ["  not measured"]),
-    ...(r.tls?.length ? ["", "TLS on the client side:", tlsTable(r.tls), TLS_NOTE] : []),
+    ...(r.tls?.length ? ["", "TLS on the client side (TPS):", tlsTable(r.tls), "", "TLS on the client side, pooler CPU per transaction:", tlsCpuTable(r.tls), TLS_NOTE] : []),
     ...(r.notes.length ? ["", "Notes:", ...r.notes.map((n) => `  - ${n}`)] : []),
     "",
     `took ${Math.round(r.durationSeconds)} s`,
