@@ -28,7 +28,7 @@ const v = parseOptions(Bun.argv.slice(2), USAGE, {
   "pool-mode": { default: "transaction", help: "pgbun's pool_mode" },
   "pool-size": { default: "4", help: "pgbun's default_pool_size (small, so a stranded server shows)" },
   "max-packet-size": { help: "pgbun's max_packet_size (default: pgbun's own)" },
-  only: { help: "comma-separated input families to send (e.g. huge-declared,mutated)" },
+  only: { help: "comma-separated kinds to send, matched as prefixes (e.g. huge-declared,mutated:copy-in)" },
   "max-seconds": { help: "stop starting batches after this long" },
   "rss-ceiling-mb": { default: "4096", help: "kill and restart pgbun past this RSS, and report it" },
   "no-isolate": { boolean: true, help: "do not replay a crashing batch to find the input" },

@@ -27,7 +27,7 @@ export interface FuzzOptions {
   maxMs?: number;
   /** After a crash, replay its batch one input at a time to name the input that kills pgbun. */
   isolate?: boolean;
-  /** Send only inputs of these generator families (e.g. "huge-declared", "mutated"); the rest are skipped. */
+  /** Send only inputs whose kind starts with one of these ("huge-declared", "mutated", "valid:copy-in"); skip the rest. */
   only?: string[];
   /** Share of session inputs also sent on a fresh session straight to PostgreSQL, whose transcript pgbun's must match. */
   differentialShare?: number;
@@ -202,7 +202,7 @@ class Lane {
     for (let id = next(); id !== undefined; id = next()) {
       const input = makeInput(this.o.seed, id, this.o.sessionShare);
       const family = input.kind.split(":")[0]!;
-      if (this.o.only !== undefined && !this.o.only.includes(family)) continue;
+      if (this.o.only !== undefined && !this.o.only.some((k) => input.kind.startsWith(k))) continue;
       this.s.kinds[family] = (this.s.kinds[family] ?? 0) + 1;
       this.s.inputsSent++;
       try {

@@ -197,7 +197,8 @@ async function rawWriter(target: Target, w: Writer, rng: Rng): Promise<void> {
 async function driverWriter(target: Target, w: Writer): Promise<void> {
   // Its default backoff grows to 20 s after repeated kills, which would read as a hang here.
   const backoff = () => 0.05 + Math.random() * 0.2;
-  const sql = postgres(target.url(), { max: 1, onnotice: () => {}, connect_timeout: 3, idle_timeout: 0, max_lifetime: null, backoff });
+  const open = () => postgres(target.url(), { max: 1, onnotice: () => {}, connect_timeout: 3, idle_timeout: 0, max_lifetime: null, backoff });
+  let sql = open();
   try {
     for (let seq = 1; seq <= w.max && Date.now() < w.stopAt; seq++) {
       const id = w.id * 10_000_000 + seq;
@@ -209,6 +210,9 @@ async function driverWriter(target: Target, w: Writer): Promise<void> {
         const e = err as { code?: string; message?: string };
         if (err instanceof TimeoutError) w.book.settle(id, "hung", "timeout");
         else w.book.settle(id, "unknown", e.code ?? "driver");
+        // A killed connection can leave the postgres.js instance unable to connect again: start afresh.
+        void sql.end({ timeout: 0 }).catch(() => {});
+        sql = open();
       }
     }
   } finally {

@@ -75,21 +75,23 @@ const md5 = (s: string) => createHash("md5").update(s).digest("hex");
 
 /** postgres.js, one connection, prepared statements on or off; every answer is checked. */
 export async function driverClient(p: ClientPlan, rng: Rng, prepare: boolean): Promise<void> {
-  const sql = postgres(p.target.url(), {
-    max: 1,
-    prepare,
-    onnotice: () => {},
-    connect_timeout: 3,
-    idle_timeout: 0,
-    max_lifetime: null,
-    // Its default backoff grows to 20 s after repeated kills; a soak wants the client back.
-    backoff: () => 0.05 + rng.next() * 0.2,
-  });
+  const open = () =>
+    postgres(p.target.url(), {
+      max: 1,
+      prepare,
+      onnotice: () => {},
+      connect_timeout: 3,
+      idle_timeout: 0,
+      max_lifetime: null,
+      // Its default backoff grows to 20 s after repeated kills; a soak wants the client back.
+      backoff: () => 0.05 + rng.next() * 0.2,
+    });
+  let sql = open();
   try {
     for (let i = 0; i < p.maxOps && Date.now() < p.stopAt; i++) {
       await Bun.sleep(rng.range(...p.thinkMs));
       const n = rng.int(1_000_000);
-      await attempt(p, async () => {
+      const ok = await attempt(p, async () => {
         switch (rng.int(5)) {
           case 0: {
             const [r] = await sql`SELECT ${n}::int + 1 AS v`;
@@ -117,6 +119,12 @@ export async function driverClient(p: ClientPlan, rng: Rng, prepare: boolean): P
             return null;
         }
       });
+      if (!ok) {
+        // A postgres.js instance whose connection was killed at a bad moment may never connect again (driver-guard.ts):
+        // start afresh, as an application would.
+        void sql.end({ timeout: 0 }).catch(() => {});
+        sql = open();
+      }
     }
   } finally {
     await sql.end({ timeout: 1 }).catch(() => {});
