@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import type { z } from "zod";
 import { ConfigError, type ConfigSource } from "./errors.ts";
+import { parseHostList, type HostAddress } from "./hosts.ts";
 import { nearest } from "./suggest.ts";
 import { DATABASE_KEYS, databaseSchema, isSettingKey, SETTING_KEYS, USER_KEYS, userSchema, type DatabaseConfig, type UserConfig } from "./schema.ts";
 
@@ -19,7 +20,7 @@ const SECTIONS = ["pgbun", "databases", "users"];
 
 /** What each database and user key accepts, for the one-line error; zod's own wording names no key. */
 const ALLOWED: Record<string, string> = {
-  host: "expected a host name or IP address",
+  host: "expected a host name or IP address, or several: \"h1,h2:5433\" or a TOML list [\"h1\", \"h2:5433\"]",
   port: "expected an integer from 1 to 65535",
   dbname: "expected a database name",
   user: "expected a user name",
@@ -85,10 +86,29 @@ function readDatabases(raw: unknown, path: string): Map<string, DatabaseConfig> 
         origin: path,
       });
     }
-    const d = checked(databaseSchema, entry, where, DATABASE_KEYS, path);
-    out.set(name, { name, ...d, dbname: d.dbname ?? name });
+    // A TOML list of hosts is the same as libpq's comma-separated form.
+    const table = tableAt(entry, `[${where}]`, path);
+    const listed = Array.isArray(table.host) && table.host.every((h) => typeof h === "string") ? { ...table, host: table.host.join(",") } : table;
+    const d = checked(databaseSchema, listed, where, DATABASE_KEYS, path);
+    out.set(name, withHosts({ name, ...d, dbname: d.dbname ?? name }, where, path));
   }
   return out;
+}
+
+/** Splits a host list: host and port become the first host's, and `hosts` holds them all when the entry needs a router. */
+function withHosts(d: DatabaseConfig, where: string, path: string): DatabaseConfig {
+  let hosts: HostAddress[];
+  try {
+    hosts = parseHostList(d.host, d.port);
+  } catch (err) {
+    throw ConfigError.invalid(`${where}.host`, d.host, "file", path, (err as Error).message);
+  }
+  const routed = hosts.length > 1 || d.role !== undefined || d.read_write_split !== undefined || d.primary_reads !== undefined || d.patroni_url !== undefined;
+  if (d.patroni_url !== undefined && d.patroni_url.length !== hosts.length) {
+    const allowed = `expected one Patroni address per host (${hosts.length}), in the same order; "" for a host without one`;
+    throw ConfigError.invalid(`${where}.patroni_url`, d.patroni_url.join(","), "file", path, allowed);
+  }
+  return { ...d, host: hosts[0]!.host, port: hosts[0]!.port, ...(routed ? { hosts } : {}) };
 }
 
 function readUsers(raw: unknown, path: string): Map<string, UserConfig> {

@@ -97,6 +97,10 @@ const DEFAULTS: Settings = {
   autodb_idle_timeout: 3600,
   unix_socket_dir: "",
   unix_socket_mode: "0777",
+  role_check_interval: 1,
+  primary_wait_timeout: 10,
+  ban_timeout: 60,
+  max_replica_lag: "0",
 };
 
 describe("defaults", () => {
@@ -310,6 +314,64 @@ describe("mistakes", () => {
       "pgbun: no database to pool: pass --upstream postgres://USER:PASSWORD@HOST:PORT/DB, or add a [databases.NAME] section with host, port and dbname to a --config file",
     );
     expect(errorLine(() => fromFile(`[pgbun]\n`, []))).toContain("add a [databases.NAME] section");
+  });
+});
+
+describe("several hosts per database", () => {
+  test("libpq's comma-separated form and a TOML list name the same hosts, each with its own port or the database's", () => {
+    const text = (host: string) => `[databases.app]\nhost = ${host}\nport = 6000\nuser = "app"\n`;
+    for (const host of [`"10.0.0.1,10.0.0.2:5433,[::1]:5434,db3"`, `["10.0.0.1", "10.0.0.2:5433", "[::1]:5434", "db3"]`]) {
+      const db = fromFile(text(host), []).databases.get("app")!;
+      expect(db.hosts).toEqual([
+        { host: "10.0.0.1", port: 6000 },
+        { host: "10.0.0.2", port: 5433 },
+        { host: "::1", port: 5434 },
+        { host: "db3", port: 6000 },
+      ]);
+      expect([db.host, db.port]).toEqual(["10.0.0.1", 6000]);
+    }
+    expect(fromFile(text(`"10.0.0.1"`), []).databases.get("app")!.hosts).toBeUndefined();
+  });
+
+  test("role, primary_reads, read_write_split and patroni_url are read per database", () => {
+    const c = fromFile(
+      `[databases.r]\nhost = "a,b"\nrole = "replica"\nprimary_reads = false\n[databases.w]\nhost = "a,b"\nread_write_split = true\nprimary_reads = "fallback"\npatroni_url = ["http://a:8008", ""]\n`,
+      [],
+    );
+    expect(c.databases.get("r")).toMatchObject({ role: "replica", primary_reads: "false" });
+    expect(c.databases.get("w")).toMatchObject({ read_write_split: true, primary_reads: "fallback", patroni_url: ["http://a:8008", ""] });
+  });
+
+  test("--upstream takes libpq's multi-host URL, and target_session_attrs as the role", () => {
+    const db = load(["--upstream", "postgres://app:pw@h1:5432,h2:5433/appdb?target_session_attrs=read-only"]).databases.get("appdb")!;
+    expect(db.hosts).toEqual([
+      { host: "h1", port: 5432 },
+      { host: "h2", port: 5433 },
+    ]);
+    expect(db.role).toBe("replica");
+    expect(load([], { PGBUN_UPSTREAM: "postgres://app:pw@h1,h2/appdb" }).databases.get("appdb")!.hosts).toEqual([
+      { host: "h1", port: 5432 },
+      { host: "h2", port: 5432 },
+    ]);
+  });
+
+  test("the HA settings are flags and PGBUN_ variables like every other", () => {
+    const c = load([...UP, "--role-check-interval", "0.5", "--max-replica-lag", "16MB"], { PGBUN_PRIMARY_WAIT_TIMEOUT: "3", PGBUN_BAN_TIMEOUT: "20" });
+    expect(c.settings).toMatchObject({ role_check_interval: 0.5, max_replica_lag: "16MB", primary_wait_timeout: 3, ban_timeout: 20 });
+  });
+
+  test("mistakes in a host list or an HA setting name the key and what is allowed", () => {
+    expect(errorLine(() => fromFile(`[databases.app]\nhost = "a,b:99999"\n`, []))).toContain("port 99999 of host entry \"b:99999\" is out of range");
+    expect(errorLine(() => fromFile(`[databases.app]\nhost = "a,,b"\n`, []))).toContain("an empty entry in the host list");
+    expect(errorLine(() => fromFile(`[databases.app]\nhost = "a,a"\n`, []))).toContain("host a:5432 is listed twice");
+    expect(errorLine(() => fromFile(`[databases.app]\nhost = "a,b"\npatroni_url = "http://a:8008"\n`, []))).toContain(
+      "expected one Patroni address per host (2), in the same order",
+    );
+    expect(errorLine(() => fromFile(`[databases.app]\nhost = "a,b"\nrole = "standby"\n`, []))).toContain("databases.app.role");
+    expect(errorLine(() => load([...UP, "--max-replica-lag", "lots"]))).toBe(
+      'pgbun: invalid value "lots" for max_replica_lag (flag --max-replica-lag): expected 0 (off), bytes of WAL (16MB, 512kB, 1048576) or seconds of replay delay (5s, 500ms)',
+    );
+    expect(errorLine(() => load(["--upstream", "postgres://app:pw@h1,h2/appdb?target_session_attrs=fast"]))).toContain("target_session_attrs=fast is not one of");
   });
 });
 

@@ -1,6 +1,7 @@
 // Every setting pgbun knows, with PgBouncer's names, meanings and defaults; the zod checks and the types the rest of pgbun reads.
 
 import { z } from "zod";
+import { LAG_PATTERN } from "./hosts.ts";
 
 export type PoolMode = "session" | "transaction" | "statement";
 /** How clients prove who they are, in PgBouncer's words ("plain" is a cleartext password). */
@@ -72,7 +73,16 @@ export interface Settings {
   autodb_idle_timeout: number;
   unix_socket_dir: string;
   unix_socket_mode: string;
+  role_check_interval: number;
+  primary_wait_timeout: number;
+  ban_timeout: number;
+  max_replica_lag: string;
 }
+
+/** Where a database's clients are sent when it lists several hosts: the primary (read-write) or the replicas. */
+export type DatabaseRole = "primary" | "replica";
+/** Whether a replica database's reads may use the primary: always, never, or only when no replica can take them. */
+export type PrimaryReads = "true" | "false" | "fallback";
 
 export interface DatabaseConfig {
   name: string;
@@ -91,6 +101,16 @@ export interface DatabaseConfig {
   auth_query?: string;
   /** Bearer token for GET /listen/CHANNEL?database=NAME on the HTTP endpoint (SSE or WebSocket); absent: off. */
   listen_token?: string;
+  /** Every host of the entry, in the order given, when it names more than one; host and port are then the first. */
+  hosts?: import("./hosts.ts").HostAddress[];
+  /** With several hosts: primary (default) sends clients to the current primary, replica spreads them over replicas. */
+  role?: DatabaseRole;
+  /** With role = replica: may the primary take reads too (default fallback: only when no replica can). */
+  primary_reads?: PrimaryReads;
+  /** With several hosts, in transaction mode: read-only transactions and autocommit reads go to a replica. */
+  read_write_split?: boolean;
+  /** Patroni REST addresses, one per host in the same order ("" for none): GET /primary answers 200 on the leader only. */
+  patroni_url?: string[];
 }
 
 export interface UserConfig {
@@ -128,6 +148,9 @@ export interface SettingSpec<T = unknown> {
   max?: number;
   /** The choices of an enum setting. */
   values?: readonly string[];
+  /** A string setting's form, and the end of the error line when a value does not match it. */
+  pattern?: RegExp;
+  patternHelp?: string;
   /** One line for --help and the example config. */
   help: string;
 }
@@ -207,6 +230,16 @@ export const SETTINGS: { readonly [K in keyof Settings]: SettingSpec<Settings[K]
   autodb_idle_timeout: seconds(3600, "free a pool the wildcard database [databases.\"*\"] created once unused this long"),
   unix_socket_dir: { kind: "string", default: "", help: "also listen on a Unix socket .s.PGSQL.PORT in this folder (empty: off)" },
   unix_socket_mode: { kind: "string", default: "0777", help: "file mode of the Unix socket, in octal" },
+  role_check_interval: seconds(1, "databases with several hosts: how often each host's role (pg_is_in_recovery()) and lag are checked", 0.05),
+  primary_wait_timeout: seconds(10, "databases with several hosts: how long a client waits for a primary (or a usable replica) before it gets an error"),
+  ban_timeout: seconds(60, "databases with several hosts: a replica whose health check failed gets no reads for this long"),
+  max_replica_lag: {
+    kind: "string",
+    default: "0",
+    pattern: LAG_PATTERN,
+    patternHelp: "expected 0 (off), bytes of WAL (16MB, 512kB, 1048576) or seconds of replay delay (5s, 500ms)",
+    help: "a replica further behind the primary than this gets no reads until it catches up (0: off)",
+  },
 };
 
 export const SETTING_KEYS = Object.keys(SETTINGS) as Array<keyof Settings>;
@@ -233,7 +266,7 @@ export function describeAllowed(spec: SettingSpec): string {
     case "address?":
       return "expected host:port, e.g. 127.0.0.1:6480, or empty for off";
     case "string":
-      return "expected text";
+      return spec.patternHelp ?? "expected text";
   }
 }
 
@@ -257,7 +290,7 @@ export function zodFor(spec: SettingSpec): z.ZodTypeAny {
     case "address?":
       return addressSchema.nullable();
     case "string":
-      return z.string();
+      return spec.pattern === undefined ? z.string() : z.string().regex(spec.pattern);
   }
 }
 
@@ -282,6 +315,13 @@ export const databaseSchema = z
     auth_dbname: z.string().min(1).optional(),
     auth_query: z.string().min(1).optional(),
     listen_token: z.string().min(8).optional(),
+    role: z.enum(["primary", "replica"]).optional(),
+    primary_reads: z
+      .union([z.boolean(), z.enum(["true", "false", "fallback"])])
+      .transform((v): PrimaryReads => (v === true ? "true" : v === false ? "false" : v))
+      .optional(),
+    read_write_split: z.boolean().optional(),
+    patroni_url: z.union([z.string(), z.array(z.string())]).transform((v) => (typeof v === "string" ? v.split(",").map((u) => u.trim()) : v)).optional(),
   })
   .strict()
   // Without a user pgbun logs in as each client's own user, so a lone password would be sent for users it was never meant for.
