@@ -12,6 +12,7 @@ import { configureTls } from "./net/tls.ts";
 import { startHttp, type HealthSource } from "./metrics/http.ts";
 import type { StreamData } from "./notify/http-stream.ts";
 import { StatsWindow } from "./metrics/stats-window.ts";
+import { reloadRouters } from "./pool/ha-registry.ts";
 import { startJanitor } from "./pool/janitor.ts";
 import type { Pool } from "./pool/pool.ts";
 import { Registry } from "./pool/registry.ts";
@@ -146,8 +147,10 @@ export class Lifecycle implements Controller, HealthSource {
       log.warn("main", "unix_socket_dir or unix_socket_mode changed in the config: it applies at the next restart");
     }
     for (const [key, pool] of reg.pools) {
+      // A host pool of a database with several hosts follows the config through its router (reloadRouters below).
+      if (pool.spec.host !== undefined) continue;
       const db = reg.databaseFor(pool.spec.name);
-      if (db === undefined || !reg.userStillKnown(db, pool.spec.user)) {
+      if (db === undefined || db.hosts !== undefined || !reg.userStillKnown(db, pool.spec.user)) {
         pool.draining = true;
         pool.retireAll();
         if (pool.clients.size === 0 && pool.servers.size === 0) reg.pools.delete(key);
@@ -158,6 +161,7 @@ export class Lifecycle implements Controller, HealthSource {
       pool.spec = spec;
       pool.grow();
     }
+    reloadRouters(reg);
   }
 
   private poolsOf(db: string | null): Pool[] {

@@ -24,6 +24,8 @@ export type CloseCode =
   | "login_failed"
   /** PAUSE, KILL or SHUTDOWN from the admin console. */
   | "admin"
+  /** The server's host stopped being the primary (failover, demotion) or was removed from the database's host list. */
+  | "failover"
   | "internal_error";
 
 export interface CloseReason {

@@ -32,6 +32,8 @@ export interface ServerOwner {
   serverFree(s: ServerConn): void;
   serverLoginFailed(s: ServerConn, reason: string): void;
   serverClosed(s: ServerConn, reason: CloseReason): void;
+  /** A hint at the host's role: in_hot_standby reported (true/false) or 25006 read_only_sql_transaction (null). */
+  roleHint?(s: ServerConn, inHotStandby: boolean | null): void;
   /** A NotificationResponse arrived; true when the owner took it (it is then not forwarded to the linked client). */
   notification(s: ServerConn, buf: Uint8Array, start: number, end: number): boolean;
 }

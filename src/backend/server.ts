@@ -189,6 +189,8 @@ export class ServerConn implements FrameSink {
       case B_PARAMETER_STATUS: {
         const [name, value] = parseParameterStatus(buf, start, end);
         this.reported.set(name, value);
+        // PostgreSQL 14+ tells every session when its server leaves recovery (promotion).
+        if (name === "in_hot_standby") this.owner.roleHint?.(this, value === "on");
         const c = this.client;
         this.syncedKey = null;
         if (c !== null && c.wanted.has(name) && c.wanted.get(name) !== value) c.setWanted(name, value);
@@ -199,6 +201,8 @@ export class ServerConn implements FrameSink {
         this.lastError = f.get("M") ?? "";
         const severity = f.get("V") ?? f.get("S");
         if (severity === "FATAL" || severity === "PANIC") this.dead = true;
+        // read_only_sql_transaction: the host may be in recovery now; its role is checked again at once.
+        if (f.get("C") === "25006") this.owner.roleHint?.(this, null);
         this.statements.onError(f.get("C") ?? "", this.lastError, this.tracker.headAttached);
         if (this.client?.listens?.active) this.client.listens.aborted();
         break;

@@ -237,7 +237,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   onData(chunk: Uint8Array): void {
     if (this.state === "closed") return;
     if (this.relay !== null) return this.relay.fromClient(chunk);
-    if (this.pool) this.pool.stats.bytes_received += chunk.length;
+    // Counted on the pool of the server it goes to: with several hosts, each host's pool has its own counters.
+    if (this.pool) (this.server?.owner ?? this.pool).stats.bytes_received += chunk.length;
     try {
       this.framer.feed(chunk, this);
     } catch (err) {
@@ -441,7 +442,7 @@ export class ClientConn implements FrameSink, LinkedClient {
   }
 
   unlinked(): void {
-    if (this.pool) this.pool.stats.xact_time_us += Math.round((performance.now() - this.linkedAt) * 1000);
+    if (this.pool) (this.server?.owner ?? this.pool).stats.xact_time_us += Math.round((performance.now() - this.linkedAt) * 1000);
     this.server = null;
     // The server's queue may have paused us (a fast COPY); that server is no longer ours to wait for.
     if (this.readPaused && this.pendingBytes <= HIGH_WATER) this.pauseReading(false);

@@ -51,8 +51,9 @@ function resolve(reg: Registry, req: Request, path: string): Resolved {
   const token = auth?.startsWith("Bearer ") ? auth.slice(7) : query.get("token");
   if (token !== db.listen_token) return new Response("unauthorized: a valid token is needed (Authorization: Bearer, or ?token=)\n", { status: 401 });
   if (db.user === undefined) return new Response(`unavailable: database "${name}" names no user to listen as\n`, { status: 503 });
-  const pool = reg.poolFor(db, db.user);
-  return { hub: pool.listenHub(), stats: pool.stats, channel };
+  // With several hosts, the primary's pool: notifications come from where the writes go.
+  const pool = reg.clientPoolFor(db, db.user);
+  return { hub: pool.listenHub!(), stats: pool.stats, channel };
 }
 
 /** Serves a /listen request: a WebSocket upgrade, or an SSE stream. */

@@ -4,6 +4,7 @@ import { closeReason } from "../backend/close-reason.ts";
 import { clock } from "../clock.ts";
 import { TX_IDLE } from "../protocol/tags.ts";
 import type { ClientConn } from "../frontend/client.ts";
+import { tickClusters } from "./ha-registry.ts";
 import type { Registry } from "./registry.ts";
 
 /** PgBouncer and PgDog both check a few times a second; timeouts are in seconds, so this is precise enough. */
@@ -84,4 +85,6 @@ export function tick(reg: Registry, now: number): void {
       while (pool.servers.size < pool.spec.minSize && pool.lastErrorAt < now - 1000) pool.launch();
     }
   }
+  // Databases with several hosts: role checks, and clients waiting for a primary past primary_wait_timeout.
+  tickClusters(reg, now);
 }

@@ -33,7 +33,7 @@ export function resolveLogin(reg: Registry, database: string, user: string, from
     password,
     userKnown,
     method,
-    pool: () => (db === undefined ? null : reg.poolFor(db, user)),
+    pool: () => (db === undefined ? null : reg.clientPoolFor(db, user)),
     server: () => (db === undefined ? null : reg.specFor(db, user).target),
     refusal: () =>
       reg.disabled.has(database) ? ["57P03", `pgbun: database "${database}" is disabled (DISABLE on the admin console; ENABLE reverses it)`] : null,

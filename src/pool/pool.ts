@@ -11,6 +11,7 @@ import { log } from "../log.ts";
 import { Fifo } from "./fifo.ts";
 import { ListenHub } from "../notify/hub.ts";
 import { PoolStats } from "./stats.ts";
+import type { Host } from "./cluster.ts";
 
 export interface PoolSpec {
   /** The database name clients connect to. */
@@ -21,6 +22,17 @@ export interface PoolSpec {
   mode: PoolMode;
   size: number;
   minSize: number;
+  /** Databases with several hosts: the host this pool's servers go to (its router picks the pool per checkout). */
+  host?: Host;
+}
+
+/** What the router of a database with several hosts learns from each of its host pools. */
+export interface PoolHooks {
+  loggedIn(p: Pool, s: ServerConn): void;
+  /** The pool's last server failed to log in; true when the router took care of the clients waiting on the pool. */
+  loginFailed(p: Pool, reason: string): boolean;
+  /** A server hinted at its host's role: in_hot_standby changed (true/false), or 25006 read_only_sql_transaction (null). */
+  roleHint(p: Pool, inHotStandby: boolean | null): void;
 }
 
 export class Pool implements ServerOwner, ClientPool {
@@ -46,6 +58,8 @@ export class Pool implements ServerOwner, ClientPool {
   draining = false;
   /** The listening connection for LISTEN in transaction and statement mode; made on first use. */
   private hub: ListenHub | null = null;
+  /** Set when the pool is one host's pool of a database with several hosts. */
+  hooks: PoolHooks | null = null;
 
   constructor(
     public spec: PoolSpec,
@@ -205,6 +219,11 @@ export class Pool implements ServerOwner, ClientPool {
       this.welcomeWaiters = [];
       for (const c of list) c.welcomed(this.welcome);
     }
+    this.hooks?.loggedIn(this, s);
+  }
+
+  roleHint(_s: ServerConn, inHotStandby: boolean | null): void {
+    this.hooks?.roleHint(this, inHotStandby);
   }
 
   /** A server just became idle: the longest-waiting client gets it. */
@@ -223,6 +242,7 @@ export class Pool implements ServerOwner, ClientPool {
     log.warn("pool", "server login failed", { pool: this.name, user: this.spec.user, server: s.id, reason });
     // Nothing else can serve them soon: tell waiting clients now rather than at query_wait_timeout.
     if (this.servers.size === 0) {
+      if (this.hooks?.loginFailed(this, reason)) return;
       const message = `pgbun: cannot connect to the server for database "${this.name}": ${reason}`;
       for (const c of this.welcomeWaiters.splice(0)) c.fatal("08006", message);
       for (const c of this.waiters.drain()) c.fatal("08006", message);

@@ -8,8 +8,11 @@ import { ADMIN_DATABASES } from "../admin/databases.ts";
 import { log } from "../log.ts";
 import { cancelRequest } from "../protocol/messages.ts";
 import { closeReason } from "../backend/close-reason.ts";
+import type { Cluster } from "./cluster.ts";
+import { replicaAlias, routerFor } from "./ha-registry.ts";
 import { resolveLogin } from "./login-targets.ts";
 import { Pool, type PoolSpec } from "./pool.ts";
+import type { Router } from "./router.ts";
 
 export class Registry implements ClientContext {
   readonly pools = new Map<string, Pool>();
@@ -24,6 +27,11 @@ export class Registry implements ClientContext {
   readonly learned = new Map<string, string>();
   /** The admin console for a user, or null when the user may not use it; set by the process that runs the console. */
   admin: ((user: string) => ClientPool | null) | null = null;
+
+  /** Databases with several hosts: each host's role, health and lag, by database name. */
+  readonly clusters = new Map<string, Cluster>();
+  /** Databases with several hosts: per (database, user), the pool clients see; it picks a host pool per checkout. */
+  readonly routers = new Map<string, Router>();
 
   /** Other workers' cancel ports (index = worker number), when several processes share the listen port. */
   cancelPeers: Array<{ host: string; port: number } | null> = [];
@@ -64,6 +72,8 @@ export class Registry implements ClientContext {
   databaseFor(name: string, config = this.config): DatabaseConfig | undefined {
     const own = config.databases.get(name);
     if (own !== undefined || ADMIN_DATABASES.has(name)) return own;
+    const replicas = replicaAlias(config.databases, name);
+    if (replicas !== undefined) return replicas;
     const wild = config.databases.get("*");
     if (wild === undefined) return undefined;
     const made = this.autodbs.get(name);
@@ -120,6 +130,11 @@ export class Registry implements ClientContext {
       size: db.pool_size ?? s.default_pool_size,
       minSize: db.min_pool_size ?? s.min_pool_size,
     };
+  }
+
+  /** The pool clients of (database, user) are served by: a router over the hosts' pools when the database has several. */
+  clientPoolFor(db: DatabaseConfig, user: string): ClientPool {
+    return db.hosts !== undefined ? routerFor(this, db, user) : this.poolFor(db, user);
   }
 
   poolFor(db: DatabaseConfig, user: string): Pool {
