@@ -11,6 +11,7 @@ import type { Registry } from "../pool/registry.ts";
 import type { StatsWindow } from "../metrics/stats-window.ts";
 import { log } from "../log.ts";
 import { commandComplete } from "./result-set.ts";
+import { showHosts } from "./show-hosts.ts";
 import { showClients, showConfig, showDatabases, showLists, showPools, showServers, showStats, showUsers, showVersion } from "./show.ts";
 
 export { ADMIN_DATABASES } from "./databases.ts";
@@ -29,7 +30,7 @@ export interface Controller {
   shutdown(waitForClients: boolean): void;
 }
 
-const SHOW = ["POOLS", "STATS", "STATS_TOTALS", "STATS_AVERAGES", "CLIENTS", "SERVERS", "DATABASES", "USERS", "LISTS", "CONFIG", "VERSION"];
+const SHOW = ["POOLS", "STATS", "STATS_TOTALS", "STATS_AVERAGES", "CLIENTS", "SERVERS", "DATABASES", "HOSTS", "USERS", "LISTS", "CONFIG", "VERSION"];
 const CONTROL = ["PAUSE [db]", "RESUME [db]", "RECONNECT [db]", "DISABLE db", "ENABLE db", "KILL db", "RELOAD", "SHUTDOWN", "SHUTDOWN WAIT_FOR_CLIENTS"];
 const HELP = `available: ${SHOW.map((s) => "SHOW " + s).join(", ")}; ${CONTROL.join(", ")}`;
 
@@ -175,6 +176,8 @@ export class AdminPool implements ClientPool {
         return showUsers(reg);
       case "LISTS":
         return showLists(reg);
+      case "HOSTS":
+        return showHosts(reg);
       case "CONFIG":
         return showConfig(reg);
       case "VERSION":

@@ -1,6 +1,7 @@
 // SHOW commands of the admin console, with PgBouncer's column names and meanings (pgbun's own columns last).
 
 import { SETTINGS } from "../config/schema.ts";
+import { hostKey } from "../config/hosts.ts";
 import type { Socket } from "bun";
 import { serverTlsLabel } from "../backend/server-tls.ts";
 import type { ClientConn } from "../frontend/client.ts";
@@ -22,11 +23,14 @@ export function showPools(reg: Registry): Uint8Array {
     int8("maxwait"), int8("maxwait_us"), text("pool_mode"),
     int8("cl_idle"), int8("sv_cleanup"), int8("prepared_statements_prepared"), int8("prepared_statements_hits"),
     int8("prepared_statements_misses"), int8("prepared_statements_evictions"),
+    // Databases with several hosts have one pool per host: which host, and its role now ("" with one host).
+    text("host"), text("role"),
   ];
   const rows: Cell[][] = snapshotAll(reg).map((s) => [
     s.database, s.user, s.cl_active, s.cl_waiting, 0, 0, s.sv_active, 0, 0, s.sv_idle, 0, 0, s.sv_login,
     Math.floor(s.maxwait_us / 1e6), s.maxwait_us % 1e6, s.pool_mode,
     s.cl_idle, s.sv_cleanup, s.prepared_statements_prepared, s.prepared_statements_hits, s.prepared_statements_misses, s.prepared_statements_evictions,
+    s.host, s.role,
   ]);
   return resultSet(cols, rows);
 }
@@ -61,6 +65,8 @@ const CONN_COLUMNS: Column[] = [
   int8("remote_pid"), text("tls"), text("application_name"), int8("prepared_statements"), int8("id"), text("replication"),
   // pgbun's own: 1 while session state (advisory lock, temporary table, WITH HOLD cursor) keeps the client on its server.
   int8("pinned"),
+  // Databases with several hosts: the role of the server's host now ("" for clients and databases with one host).
+  text("role"),
 ];
 
 export function showClients(reg: Registry): Uint8Array {
@@ -75,7 +81,7 @@ export function showClients(reg: Registry): Uint8Array {
       "C", c.user, c.database, clientState(c), unix ? "unix" : c.remote, unix ? 0 : (sock.remotePort ?? 0), unix ? "unix" : (sock.localAddress ?? ""), unix ? 0 : (sock.localPort ?? 0),
       ts(c.connectedAt), ts(c.connectedAt), Math.floor(waitUs / 1e6), waitUs % 1e6, 0, `c${c.id}`, c.server ? `s${c.server.id}` : "",
       c.pid, tlsLabel(c.socket as Socket<unknown>), c.wanted.get("application_name") ?? "", c.statements.size, c.id, replicationOf(c),
-      c.pinned ? 1 : 0,
+      c.pinned ? 1 : 0, "",
     ]);
   }
   return resultSet(CONN_COLUMNS, rows);
@@ -104,7 +110,7 @@ export function showServers(reg: Registry): Uint8Array {
         "S", s.target.user, p.spec.name, state, s.target.host, s.target.port, sock?.localAddress ?? "", sock?.localPort ?? 0,
         ts(s.createdAt), ts(s.createdAt), 0, 0, s.retire ? 1 : 0, `s${s.id}`, s.client ? `c${s.client.id}` : "",
         s.pid, serverTlsLabel(s), s.reported.get("application_name") ?? "", s.statements.size, s.id, "none",
-        s.client?.pinned ? 1 : 0,
+        s.client?.pinned ? 1 : 0, p.spec.host?.role ?? "",
       ]);
     }
   }
@@ -128,7 +134,9 @@ export function showDatabases(reg: Registry, disabled: Set<string>): Uint8Array 
       current += p.servers.size;
       paused ||= p.paused;
     }
-    rows.push([d.name, d.host, d.port, d.dbname, d.user ?? "", d.pool_size ?? s.default_pool_size, d.min_pool_size ?? s.min_pool_size, 0, d.pool_mode ?? "", 0, current, paused ? 1 : 0, disabled.has(d.name) ? 1 : 0]);
+    // Several hosts are shown as libpq writes them: host:port,host:port.
+    const host = d.hosts === undefined ? d.host : d.hosts.map(hostKey).join(",");
+    rows.push([d.name, host, d.port, d.dbname, d.user ?? "", d.pool_size ?? s.default_pool_size, d.min_pool_size ?? s.min_pool_size, 0, d.pool_mode ?? "", 0, current, paused ? 1 : 0, disabled.has(d.name) ? 1 : 0]);
   }
   return resultSet(cols, rows);
 }

@@ -51,6 +51,18 @@ export interface UpstreamHealth {
   live_servers: number;
   /** The pools' latest login error, even when a later login succeeded. */
   last_error: string | null;
+  /** A database with several hosts: each host as its latest role check saw it. */
+  hosts?: HostHealth[];
+}
+
+export interface HostHealth {
+  host: string;
+  port: number;
+  role: string;
+  state: string;
+  lag_bytes: number | null;
+  lag_seconds: number | null;
+  error: string | null;
 }
 
 /** Logs in to the server as a server connection does (startup, authentication) and leaves at ReadyForQuery. */
@@ -110,7 +122,8 @@ export class HealthMonitor {
     const byDb = this.poolsByDatabase();
     for (const db of this.registry.config.databases.values()) {
       const pools = byDb.get(db.name) ?? [];
-      const target = this.targetFor(db, pools);
+      // The hosts of a database with several are checked by its cluster (role checks), not here.
+      const target = db.hosts === undefined ? this.targetFor(db, pools) : null;
       if (target !== null) {
         const key = targetKey(target);
         keys.add(key);
@@ -146,6 +159,7 @@ export class HealthMonitor {
   }
 
   private upstream(db: DatabaseConfig, pools: Pool[], now: number): UpstreamHealth {
+    if (db.hosts !== undefined) return this.clusterHealth(db, pools, now);
     const target = this.targetFor(db, pools);
     let latest: Outcome | null = target === null ? null : (this.checks.get(targetKey(target))?.last ?? null);
     let lastError: string | null = null;
@@ -186,6 +200,46 @@ export class HealthMonitor {
       checked_at: latest === null ? null : new Date(latest.at).toISOString(),
       live_servers: live,
       last_error: lastError,
+    };
+  }
+
+  /** A database with several hosts is up while a host can take its clients: the primary, or for role = replica a replica. */
+  private clusterHealth(db: DatabaseConfig, pools: Pool[], now: number): UpstreamHealth {
+    const c = this.registry.clusters.get(db.name);
+    const hosts: HostHealth[] = (c?.hosts ?? []).map((h) => ({
+      host: h.address.host,
+      port: h.address.port,
+      role: h.role,
+      state: h.state(now),
+      lag_bytes: h.lagBytes,
+      lag_seconds: h.lagSeconds,
+      error: h.lastError || null,
+    }));
+    const primary = c?.writable() ?? null;
+    const readable = c !== undefined && (c.readable(now).length > 0 || (primary !== null && db.primary_reads !== "false"));
+    const ok = db.role === "replica" ? readable : primary !== null;
+    const checked = c !== undefined && c.hosts.some((h) => h.healthy !== null);
+    let status: HealthStatus = ok ? "up" : "down";
+    let error: string | null = null;
+    if (!ok && !checked && now - this.startedAt < START_GRACE_MS) status = "starting";
+    else if (!ok) {
+      const what = db.role === "replica" ? "no host can take reads" : "no primary";
+      error = `${what}: ${hosts.map((h) => `${h.host}:${h.port} ${h.role} ${h.state}${h.error ? ` (${h.error})` : ""}`).join("; ")}`;
+    }
+    const last = Math.max(0, ...(c?.hosts ?? []).map((h) => h.lastCheckAt));
+    let live = 0;
+    for (const p of pools) live += p.servers.size - p.connecting.size;
+    return {
+      database: db.name,
+      host: primary?.address.host ?? db.host,
+      port: primary?.address.port ?? db.port,
+      status,
+      error,
+      source: last === 0 ? null : "check",
+      checked_at: last === 0 ? null : new Date(last).toISOString(),
+      live_servers: live,
+      last_error: c?.hosts.map((h) => h.lastError).find((e) => e !== "") ?? null,
+      hosts,
     };
   }
 

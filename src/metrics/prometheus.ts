@@ -4,6 +4,7 @@ import { serverTlsLabel } from "../backend/server-tls.ts";
 import { clientEncrypted } from "../frontend/client-tls.ts";
 import { tlsStats } from "../net/tls.ts";
 import type { Registry } from "../pool/registry.ts";
+import { hostMetrics } from "./host-metrics.ts";
 import { snapshotAll, type PoolSnapshot } from "./snapshot.ts";
 
 type Kind = "gauge" | "counter";
@@ -19,7 +20,8 @@ export function renderMetrics(reg: Registry, extra: { openClientSockets: number;
     out.push(`# HELP pgbun_${name} ${help}`, `# TYPE pgbun_${name} ${kind}`);
     for (const [labels, value] of samples) out.push(`pgbun_${name}${labels} ${Number.isFinite(value) ? value : 0}`);
   };
-  const labels = (p: PoolSnapshot, more = "") => `{database="${esc(p.database)}",user="${esc(p.user)}"${more}}`;
+  // A database with several hosts has one pool per host: the host label tells them apart.
+  const labels = (p: PoolSnapshot, more = "") => `{database="${esc(p.database)}",user="${esc(p.user)}"${p.role === "" ? "" : `,host="${esc(p.host)}"`}${more}}`;
   const perPool = (name: string, kind: Kind, help: string, f: (p: PoolSnapshot) => number) =>
     family(name, kind, help, pools.map((p) => [labels(p), f(p)]));
 
@@ -56,6 +58,7 @@ export function renderMetrics(reg: Registry, extra: { openClientSockets: number;
   perPool("pool_notifications_delivered_total", "counter", "Notifications delivered to clients and HTTP streams.", (p) => p.notifications_delivered);
   perPool("pool_notification_clients_dropped_total", "counter", "Listeners disconnected because their unread notifications passed the bound.", (p) => p.notification_clients_dropped);
   perPool("pool_clients_pinned", "gauge", "Clients kept on their server by session state (advisory lock, temporary table, WITH HOLD cursor).", (p) => p.clients_pinned);
+  if (reg.clusters.size > 0) out.push(...hostMetrics(reg));
   const mem = process.memoryUsage();
   family("uptime_seconds", "gauge", "Seconds since pgbun started.", [["", extra.uptimeSeconds]]);
   family("process_resident_memory_bytes", "gauge", "Resident set size.", [["", mem.rss]]);

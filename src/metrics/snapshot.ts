@@ -42,6 +42,10 @@ export interface PoolSnapshot {
   clients_pinned: number;
   paused: boolean;
   last_error: string;
+  /** The host its servers go to (host:port). */
+  host: string;
+  /** Databases with several hosts: the host's role (primary, replica, unknown); "" for a database with one host. */
+  role: string;
 }
 
 export function snapshotPool(p: Pool, nowMs = performance.now()): PoolSnapshot {
@@ -106,6 +110,8 @@ export function snapshotPool(p: Pool, nowMs = performance.now()): PoolSnapshot {
     clients_pinned: clPinned,
     paused: p.paused,
     last_error: p.lastError,
+    host: p.spec.host?.key ?? `${p.spec.target.host}:${p.spec.target.port}`,
+    role: p.spec.host?.role ?? "",
   };
 }
 
