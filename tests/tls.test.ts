@@ -132,9 +132,13 @@ async function metrics(p: PgbunProcess): Promise<string> {
 const metric = (text: string, name: string) => Number(new RegExp(`^pgbun_${name.replace(/[{}"]/g, (ch) => `\\${ch}`)} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
 
 describe("clients to pgbun", () => {
+  const modes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
+  /** One pgbun per client_tls_sslmode, shared by the matrix tests. */
+  let matrix: Promise<PgbunProcess[]> | null = null;
+  const matrixPgbuns = () => (matrix ??= Promise.all(modes.map((m) => pgbun({ pgbun: clientTls(m) }))));
+
   test("every client sslmode against every client_tls_sslmode (psql)", async () => {
-    const modes = ["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
-    const pgbuns = await Promise.all(modes.map((m) => pgbun({ pgbun: clientTls(m) })));
+    const pgbuns = await matrixPgbuns();
     const got: Record<string, string[]> = {};
     await Promise.all(
       modes.map(async (server, i) => {
@@ -152,6 +156,97 @@ describe("clients to pgbun", () => {
     expect(got.require).toEqual([refusedPlain, "tls", "tls", "tls", "tls", "tls"]);
     expect(got["verify-ca"]).toEqual([refusedPlain, "tls", "tls", "tls", "tls", "tls"]);
     expect(got["verify-full"]).toEqual([refusedPlain, "tls", "tls", "tls", "tls", "tls"]);
+  });
+
+  test("psycopg with every sslmode, postgres.js and Bun.sql with theirs, against every client_tls_sslmode", async () => {
+    const pgbuns = await matrixPgbuns();
+    const ports = await Promise.all(pgbuns.map(async (p) => [p.port, await statsPort(p)]));
+    const c = certs.clientCert("app");
+    // psycopg (libpq): one Python process tries every sslmode against every pgbun; TLS or not from pgbun's handshake counter.
+    const script = `
+import json, sys, urllib.request, psycopg
+def handshakes(stats):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{stats}/metrics").read().decode()
+    return float([l for l in text.splitlines() if l.startswith('pgbun_tls_handshakes_total{side="client",result="ok"}')][0].split()[1])
+out = {}
+for port, stats in json.loads(sys.argv[1]):
+    row = []
+    for mode in ${JSON.stringify(modes)}:
+        before = handshakes(stats)
+        try:
+            with psycopg.connect(f"host=127.0.0.1 port={port} user=app password=apppass dbname=app sslmode={mode} sslrootcert=${certs.ca} sslcert=${c.cert} sslkey=${c.key}") as conn:
+                conn.execute("select 1")
+            row.append("tls" if handshakes(stats) > before else "plain")
+        except Exception as e:
+            row.append("error")
+    out[port] = row
+print(json.dumps(out))
+`;
+    const py = Bun.spawn(["/usr/bin/python3", "-c", script, JSON.stringify(ports)], { stdout: "pipe", stderr: "pipe" });
+    const [pyOut, pyErr] = await Promise.all([new Response(py.stdout).text(), new Response(py.stderr).text()]);
+    expect(pyErr).toBe("");
+    const psycopgGot = JSON.parse(pyOut) as Record<string, string[]>;
+    expect(pgbuns.map((p) => psycopgGot[p.port])).toEqual([
+      ["plain", "plain", "plain", "error", "error", "error"],
+      ["plain", "plain", "tls", "tls", "tls", "tls"],
+      ["plain", "plain", "tls", "tls", "tls", "tls"],
+      ["error", "tls", "tls", "tls", "tls", "tls"],
+      ["error", "tls", "tls", "tls", "tls", "tls"],
+      ["error", "tls", "tls", "tls", "tls", "tls"],
+    ]);
+
+    // postgres.js and Bun.sql: no TLS, prefer, require, and verify-full with the CA and a client certificate.
+    const verified = { ca: readFileSync(certs.ca, "utf8"), cert: readFileSync(c.cert, "utf8"), key: readFileSync(c.key, "utf8"), rejectUnauthorized: true };
+    const jsModes: Array<[string, false | "prefer" | "require" | typeof verified]> = [["disable", false], ["prefer", "prefer"], ["require", "require"], ["verify-full", verified]];
+    const counter = async (i: number) => metric(await metrics(pgbuns[i]!), 'tls_handshakes_total{side="client",result="ok"}');
+    const attempt = async (i: number, connect: () => Promise<void>) => {
+      const before = await counter(i);
+      try {
+        await connect();
+      } catch {
+        return "error";
+      }
+      return (await counter(i)) > before ? "tls" : "plain";
+    };
+    const drivers: Record<string, string[][]> = { "postgres.js": [], "Bun.sql": [] };
+    for (const [i, p] of pgbuns.entries()) {
+      const pjs: string[] = [];
+      const bun: string[] = [];
+      for (const [, ssl] of jsModes) {
+        pjs.push(
+          await attempt(i, async () => {
+            const sql = postgres({ host: "localhost", port: p.port, user: "app", password: "apppass", database: "app", max: 1, ssl, connect_timeout: 5, onnotice: () => {} });
+            try {
+              await sql`SELECT 1`;
+            } finally {
+              await sql.end({ timeout: 1 });
+            }
+          }),
+        );
+        bun.push(
+          await attempt(i, async () => {
+            const sql = new Bun.SQL({ url: `postgres://app:apppass@localhost:${p.port}/app`, max: 1, connectionTimeout: 5, ...(ssl === false ? {} : { tls: ssl }) });
+            try {
+              await sql`SELECT 1`;
+            } finally {
+              await sql.close();
+            }
+          }),
+        );
+      }
+      drivers["postgres.js"]!.push(pjs);
+      drivers["Bun.sql"]!.push(bun);
+    }
+    //             client: none     prefer   require  verify-full with a certificate
+    const expected = [
+      ["plain", "plain", "error", "error"], // disable
+      ["plain", "tls", "tls", "tls"], // allow
+      ["plain", "tls", "tls", "tls"], // prefer
+      ["error", "tls", "tls", "tls"], // require
+      ["error", "error", "error", "tls"], // verify-ca: only the client with a certificate
+      ["error", "error", "error", "tls"], // verify-full
+    ];
+    expect(drivers).toEqual({ "postgres.js": expected, "Bun.sql": expected });
   });
 
   test("verify-full: the right host name connects, a wrong one is refused by the client", async () => {
