@@ -124,3 +124,17 @@ test("after an error with no Sync in flight, requests are not queued until the S
   expect(t.sent(c("S"))).toBe(true);
   expect(t.owed).toBe(1);
 });
+
+test("a Sync sent after CopyDone, while COPY's own replies are still coming, is answered and owed", () => {
+  const t = new ReplyTracker();
+  send(t, "Q");
+  recv(t, "G");
+  expect(t.copy).toBe("in");
+  send(t, "ddcSQ");
+  recv(t, "CZ");
+  expect(t.quiet).toBe(false);
+  recv(t, "Z");
+  expect(t.quiet).toBe(false);
+  recv(t, "TDCZ");
+  expect(t.quiet).toBe(true);
+});

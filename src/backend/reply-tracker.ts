@@ -84,6 +84,8 @@ export class ReplyTracker {
   /** An extended-protocol error made PostgreSQL discard everything up to the next Sync. */
   skipTillSync = false;
   copy: CopyState = "none";
+  /** The client ended the running COPY IN (CopyDone or CopyFail): Syncs from here on are answered again. */
+  private copyEnded = false;
   /** The status byte of the last ReadyForQuery. */
   txStatus = TX_IDLE;
   /** Syncs sent so far: a request after a Sync belongs to a later group than one before it. */
@@ -180,8 +182,9 @@ export class ReplyTracker {
       case F_FLUSH:
         break;
       case F_SYNC:
-        // PostgreSQL ignores Sync while COPY IN runs; it must not be counted as owing a ReadyForQuery.
-        if (this.copy === "in") return true;
+        // PostgreSQL ignores Sync while COPY IN runs; it must not be counted as owing a ReadyForQuery. Once the client
+        // has sent CopyDone or CopyFail the COPY is over for PostgreSQL, whatever replies are still on their way.
+        if (this.copy === "in" && !this.copyEnded) return true;
         this.syncsSent++;
         this.push(K_SYNC | flags, a);
         this.inExtended = false;
@@ -189,6 +192,7 @@ export class ReplyTracker {
         return true;
       case F_COPY_DONE:
       case F_COPY_FAIL:
+        if (this.copy === "in") this.copyEnded = true;
         if (this.count > 0) this.push(K_COPY_END);
         return true;
       default:
@@ -231,6 +235,7 @@ export class ReplyTracker {
         break;
       case B_COMMAND_COMPLETE:
         this.copy = "none";
+        this.copyEnded = false;
         if (kind === K_EXECUTE) this.shift(true);
         break;
       case B_EMPTY_QUERY_RESPONSE:
@@ -239,6 +244,7 @@ export class ReplyTracker {
         break;
       case B_COPY_IN_RESPONSE:
         this.copy = "in";
+        this.copyEnded = false;
         this.dropSyncsDuringCopy();
         break;
       case B_COPY_OUT_RESPONSE:
@@ -249,6 +255,7 @@ export class ReplyTracker {
         break;
       case B_ERROR_RESPONSE:
         this.copy = "none";
+        this.copyEnded = false;
         if (head & REPLACE_ERROR) action = REPLACE;
         // Inside a Query, or a failed commit at Sync, ReadyForQuery still follows; an extended-protocol
         // error makes PostgreSQL skip every message (even a Query) up to the next Sync.

@@ -1,7 +1,7 @@
 // A bounded protocol fuzz run: thousands of malformed and mutated inputs, before and after login, break nothing.
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { FUZZ_SETUP_SQL, runFuzz, type Finding } from "./fuzz-run.ts";
+import { FUZZ_SETUP_SQL, runFuzz } from "./fuzz-run.ts";
 import { rssKb } from "./rss.ts";
 import { Target } from "./target.ts";
 import { WireClient } from "./wire-client.ts";
@@ -19,10 +19,7 @@ afterAll(async () => {
 test("2,000 fuzz inputs: no crash, every health check answers correctly, no server left busy, memory stays small", async () => {
   // At the default max_packet_size (1 GB), so inputs declaring 1 GB reach the framer; past 1 GB of RSS pgbun is killed.
   const s = await runFuzz(target, { inputs: 2000, seed: 20261128, concurrency: 32, batchSize: 500, sentinelWaitMs: 150, rssCeilingKb: 1 << 20, isolate: true });
-  // Until the CopyDone + Sync bug is fixed (findings.test.ts, skipped), a session after a COPY input may receive
-  // another's answer; those findings are left out here. Remove the filter with the fix.
-  const copySyncBug = (f: Finding) => f.kind === "foreign-reply";
-  expect(s.findings.filter((f) => !copySyncBug(f))).toEqual([]);
+  expect(s.findings).toEqual([]);
   expect(s.inputsSent).toBe(2000);
   expect(s.crashes + s.hungChecks + s.wrongAnswers + s.strandedChecks + s.framingErrors).toBe(0);
   // Every family of input was sent, and sessions both survived inputs and were closed by them.
