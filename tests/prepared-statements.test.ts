@@ -236,16 +236,20 @@ describe("SQL-level statement commands", () => {
     b.close();
   });
 
-  test("SQL PREPARE/EXECUTE is refused with a clear error and the connection goes on", async () => {
+  test("SQL PREPARE/EXECUTE works: the client keeps its server until DEALLOCATE, and no other client sees the statement", async () => {
     const a = await client();
-    a.send(msg.query("PREPARE q AS SELECT 1"));
-    const m = await a.next();
-    expect(m.tag).toBe("E");
-    expect(errorMessage(m)).toContain("SQL PREPARE/EXECUTE cannot follow a client");
-    expect(await rows(a)).toEqual(["Z:I"]);
-    a.send(msg.query("SELECT 1"));
+    a.send(msg.query("PREPARE q AS SELECT 41 + 1"));
+    expect(await rows(a)).toEqual(["C", "Z:I"]);
+    // a's server (the one just used, first in line) stays a's while q exists: b lands elsewhere and has no q
+    const b = await client();
+    b.send(msg.query("EXECUTE q"));
+    expect(await rows(b)).toEqual(["E:26000", "Z:I"]);
+    a.send(msg.query("EXECUTE q"));
     expect(await rows(a)).toEqual(["T", "D", "C", "Z:I"]);
+    a.send(msg.query("DEALLOCATE q"));
+    expect(await rows(a)).toEqual(["C", "Z:I"]);
     a.close();
+    b.close();
   });
 });
 

@@ -6,6 +6,7 @@ test("state-making SQL is spotted; ordinary SQL is not", () => {
   expect(sessionEffects("create temp table t (x int)")?.mayPin).toBe(true);
   expect(sessionEffects("CREATE TEMPORARY TABLE t (x int)")?.mayPin).toBe(true);
   expect(sessionEffects("DECLARE c CURSOR WITH HOLD FOR SELECT 1")?.mayPin).toBe(true);
+  expect(sessionEffects("SELECT 1; PREPARE q AS SELECT 2")?.mayPin).toBe(true);
   expect(sessionEffects("SELECT 1")).toBeNull();
   expect(sessionEffects("SELECT pg_advisory_xact_lock(1)")).toBeNull();
 });

@@ -1,8 +1,8 @@
 // Statements that leave state on a server in transaction and statement mode: what a client's SQL may have left
 // behind (so pgbun checks and keeps the client on its server while it lasts), and session SETs pgbun follows.
 
-/** SQL whose text may create session state (a session advisory lock, a temporary object, a WITH HOLD cursor). */
-const MAY_PIN = /advisory_lock|\btemp(?:orary)?\b|\bwith\s+hold\b/i;
+/** SQL whose text may create session state (a session advisory lock, a temporary object, a WITH HOLD cursor, an SQL PREPARE). */
+const MAY_PIN = /advisory_lock|\btemp(?:orary)?\b|\bwith\s+hold\b|\bprepare\b/i;
 /** A session-level SET or RESET of one setting (not SET LOCAL, SET TRANSACTION or SET SESSION CHARACTERISTICS). */
 const SET_ONE = /^\s*(?:set\s+(?:session\s+)?(?!local\b|transaction\b|session\s+characteristics\b)("(?:[^"]|"")+"|[A-Za-z_][\w.$]*)\s*(?:to\b|=)|reset\s+(?!all\b)("(?:[^"]|"")+"|[A-Za-z_][\w.$]*))/i;
 /** Settings pgbun already keeps per client, or that SET cannot change this way. */
@@ -31,8 +31,10 @@ export function sessionEffects(text: string): SessionEffects | null {
   return mayPin || settings !== null ? { mayPin, settings } : null;
 }
 
-/** One query telling whether a server still holds session state: session advisory locks, temporary objects, WITH HOLD cursors. */
+/** One query telling whether a server still holds session state: session advisory locks, temporary objects, WITH HOLD
+ *  cursors, statements prepared with SQL PREPARE. */
 export const PIN_CHECK_SQL =
   "SELECT (SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())" +
   " + (SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema())" +
-  " + (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable)";
+  " + (SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable)" +
+  " + (SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql)";

@@ -18,10 +18,10 @@ export interface EffectSink {
 
 const utf8 = new TextDecoder();
 
-/** Letters a statement with effects can start with: c(reate) d(eclare) l(isten) r(eset) s(et, select) u(nlisten) w(ith). */
+/** Letters a statement with effects can start with: c(reate) d(eclare) l(isten) p(repare) r(eset) s(et, select) u(nlisten) w(ith). */
 function mayHaveEffects(first: number): boolean {
   const b = first | 0x20;
-  return b === 0x73 || b === 0x63 || b === 0x64 || b === 0x6c || b === 0x72 || b === 0x75 || b === 0x77;
+  return b === 0x73 || b === 0x63 || b === 0x64 || b === 0x6c || b === 0x70 || b === 0x72 || b === 0x75 || b === 0x77;
 }
 
 export class SqlWatch {

@@ -1,6 +1,6 @@
 // What pgbun does instead of forwarding a client's statement commands in transaction and statement mode.
 
-import { errorResponse, readyForQuery } from "../protocol/messages.ts";
+import { readyForQuery } from "../protocol/messages.ts";
 import { queryText, type PreparedInfo } from "../protocol/statements.ts";
 import type { MadeUpReply } from "../backend/reply-tracker.ts";
 
@@ -20,7 +20,6 @@ interface StatementOwner {
 
 const DEALLOCATE_ALL = /^\s*(?:DEALLOCATE\s+(?:PREPARE\s+)?ALL|DISCARD\s+ALL)\s*;?\s*$/i;
 const DEALLOCATE_ONE = /^\s*DEALLOCATE\s+(?:PREPARE\s+)?(?:"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))\s*;?\s*$/i;
-const SQL_PREPARE = /^\s*(?:PREPARE|EXECUTE)\s/i;
 
 const commandComplete = (tag: string) => {
   const body = new TextEncoder().encode(tag);
@@ -40,8 +39,8 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 /**
  * SQL that touches prepared statements, in a simple Query. DEALLOCATE ALL and DISCARD ALL go to the server (which then
- * drops its statements) and empty the client's names; DEALLOCATE of a client's statement is answered here; SQL-level
- * PREPARE/EXECUTE cannot follow a client across servers and is refused with a clear error.
+ * drops its statements) and empty the client's names; DEALLOCATE of a client's statement is answered here. SQL-level
+ * PREPARE goes to the server, which then keeps its client until the statement is gone (frontend/session-state.ts).
  */
 export function sqlStatementCommand(owner: StatementOwner, buf: Uint8Array, start: number, end: number): StatementAction | null {
   const first = buf[start + 5]! | 0x20;
@@ -60,15 +59,6 @@ export function sqlStatementCommand(owner: StatementOwner, buf: Uint8Array, star
     owner.statements.delete(known);
     const done = commandComplete("DEALLOCATE");
     return { kind: "reply", reply: { bytes: (status) => concat(done, readyForQuery(status)) } };
-  }
-  if (SQL_PREPARE.test(sql)) {
-    const error = errorResponse({
-      severity: "ERROR",
-      code: "0A000",
-      message: "pgbun: SQL PREPARE/EXECUTE cannot follow a client across server connections in transaction or statement pooling mode",
-      hint: "use your driver's protocol-level prepared statements (pgbun supports them in every mode), or a database in pool_mode = session",
-    });
-    return { kind: "reply", reply: { bytes: (status) => concat(error, readyForQuery(status)) } };
   }
   return null;
 }
