@@ -61,6 +61,8 @@ export interface LinkedClient {
   pauseReading(on: boolean): void;
   /** Statement mode refused a transaction block: an error and an idle ReadyForQuery instead of the server's. */
   errorAndReady(code: string, message: string): void;
+  /** A ReadyForQuery reached it and it stays linked: a client closing after Terminate may go now. */
+  readyForwarded(serverQuiet: boolean): void;
   /** A hold on the server ended (its shape check is done): send what waited. */
   resumeHeld(): void;
 }

@@ -282,6 +282,7 @@ export class ServerConn implements FrameSink {
     }
     this.sendMadeUp();
     this.act(d);
+    if (this.client === client) client.readyForwarded(this.tracker.quiet);
   }
 
   /** CommandComplete of LISTEN, UNLISTEN or ROLLBACK: the client's channels change only if its transaction commits. */

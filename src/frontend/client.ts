@@ -101,6 +101,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   private hub: ListenHub | null = null;
   /** This client's LISTENs; null until it sends one. */
   listens: ClientListens | null = null;
+  /** It sent Terminate behind requests still unanswered: it closes once they are answered, and sends nothing more. */
+  terminating = false;
   /** Channels its LISTEN waits for the listening connection to listen on: what it sends meanwhile waits too. */
   private gate = 0;
   /** Transaction and statement mode: what its SQL does beyond results (LISTEN, session state, SET). */
@@ -264,7 +266,7 @@ export class ClientConn implements FrameSink, LinkedClient {
       this.login!.frame(buf, start, end);
       return;
     }
-    if (this.state === "closed") return;
+    if (this.state === "closed" || this.terminating) return;
     switch (tag) {
       case F_QUERY:
       case F_PARSE:
@@ -290,7 +292,9 @@ export class ClientConn implements FrameSink, LinkedClient {
         if (this.server === null && this.nothingPending) return;
         break;
       case F_TERMINATE:
-        this.close("client sent Terminate");
+        // PostgreSQL answers everything sent before a Terminate, then closes: so does pgbun.
+        if (!this.nothingPending || (this.server !== null && !this.server.tracker.quiet)) this.terminating = true;
+        else this.close("client sent Terminate");
         return;
       default:
         throw new ProtocolError(`invalid frontend message type ${tag} ('${String.fromCharCode(tag)}')`);
@@ -451,6 +455,12 @@ export class ClientConn implements FrameSink, LinkedClient {
       this.state = "idle";
       this.since = clock.now;
     }
+    if (this.terminating && this.nothingPending) this.close("client sent Terminate");
+  }
+
+  /** After a ReadyForQuery forwarded to it: a client that sent Terminate closes once nothing it sent is unanswered. */
+  readyForwarded(serverQuiet: boolean): void {
+    if (this.terminating && serverQuiet && this.nothingPending) this.close("client sent Terminate");
   }
 
   /** Called by Login once the client has proven who it is and the pool is known. */

@@ -100,7 +100,7 @@ test("an SQL PREPARE slipped past the 0A000 guard never serves another client", 
 // Found by `bun run fuzz` (differential): PostgreSQL answers everything a client sent before Terminate, then closes.
 // pgbun closes at once: the answers are lost, and statements sent through the extended protocol never run at all
 // (a simple Query ahead of the Terminate does run).
-test.skip("statements pipelined ahead of Terminate run and are answered before the close", async () => {
+test("statements pipelined ahead of Terminate run and are answered before the close", async () => {
   const c = await login();
   const frames = [fe.query("INSERT INTO terminated VALUES ('simple')"), fe.parse("", "INSERT INTO terminated VALUES ('extended')")];
   frames.push(fe.bind("", ""), fe.execute(), fe.sync(), fe.terminate());
