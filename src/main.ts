@@ -30,8 +30,9 @@ async function main(): Promise<void> {
     return;
   }
   const app = new Lifecycle(config, argv, process.cwd(), role);
-  // A pgbouncer.ini's settings that pgbun does not carry out, each said once, with what pgbun does instead.
-  if (role === null || role.index === 0) for (const n of config.notices ?? []) log.warn("config", `pgbouncer.ini: ${n}`);
+  // Settings that pgbun does not carry out (from a pgbouncer.ini, or PgBouncer's names in its own config), each said
+  // once, with what pgbun does instead: nothing given is silently ignored.
+  if (role === null || role.index === 0) for (const n of config.notices ?? []) log.warn("config", n);
   if (s.auth_type === "trust") {
     log.warn("main", "auth_type is trust: ANY client that can reach the listener logs in WITHOUT a password; use only for local development");
   }

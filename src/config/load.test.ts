@@ -386,3 +386,13 @@ describe("config/pgbun.example.toml", () => {
     for (const key of SETTING_KEYS) expect(text).toMatch(new RegExp(`^${key} = `, "m"));
   });
 });
+
+describe("settings accepted but not carried out", () => {
+  test("are said once each when set away from their defaults, with what pgbun does instead; defaults say nothing", () => {
+    expect(load(UP).notices).toEqual([]);
+    const notices = load([...UP, "--reserve-pool-size", "5", "--tcp-keepalive=false"]).notices!;
+    expect(notices).toHaveLength(2);
+    expect(notices[0]).toContain("reserve_pool_size = 5 is not implemented: pgbun has no reserve pool");
+    expect(notices[1]).toContain("tcp_keepalive = false is not implemented");
+  });
+});

@@ -5,9 +5,9 @@ import { parseArgs, type ParsedArgs } from "./argv.ts";
 import { parseAuthFile, readSettingFile } from "./auth-file.ts";
 import { ConfigError, envName, flagName, type ConfigSource } from "./errors.ts";
 import { readConfigFile, type ConfigFile } from "./file.ts";
-import { readPgbouncerIni, type IniConfig } from "./pgbouncer-ini.ts";
+import { NOT_IMPLEMENTED, readPgbouncerIni, type IniConfig } from "./pgbouncer-ini.ts";
 import { readTls } from "./tls.ts";
-import { describeAllowed, SETTING_KEYS, SETTINGS, zodFor, type Config, type Settings } from "./schema.ts";
+import { describeAllowed, SETTING_KEYS, SETTINGS, zodFor, type Config, type DatabaseConfig, type Settings, type UserConfig } from "./schema.ts";
 import { parseUpstream } from "./upstream.ts";
 import { coerce, emptyMeansUnset } from "./values.ts";
 
@@ -48,7 +48,7 @@ export function configFromParsed(args: ParsedArgs, env: Record<string, string | 
       `no database to pool: pass --upstream postgres://USER:PASSWORD@HOST:PORT/DB, or add a [databases.NAME] section with host, port and dbname to ${where}`,
     );
   }
-  const notices = file !== null && "notices" in file ? (file as IniConfig).notices : undefined;
+  const notices = [...(file !== null && "notices" in file ? (file as IniConfig).notices : []), ...unenforced(settings, databases, users)];
   return { settings, databases, users, source: { configFile: file?.path ?? null }, tls: readTls(settings, cwd), ...authFiles(settings, cwd), notices };
 }
 
@@ -146,4 +146,21 @@ function namesOf(key: keyof Settings): string[] {
 
 function nonEmpty(s: string | undefined): string | undefined {
   return s === undefined || s.trim() === "" ? undefined : s;
+}
+
+/** Settings pgbun accepts with PgBouncer's names but does not carry out yet: set away from their defaults, each is said once. */
+const UNENFORCED = ["max_db_connections", "reserve_pool_size", "server_login_retry", "tcp_keepalive", "log_pooler_errors", "application_name_add_host"] as const;
+
+function unenforced(settings: Settings, databases: Map<string, DatabaseConfig>, users: Map<string, UserConfig>): string[] {
+  const out: string[] = [];
+  for (const key of UNENFORCED) {
+    if (settings[key] !== SETTINGS[key].default) out.push(`${key} = ${String(settings[key])} is not implemented: ${NOT_IMPLEMENTED[key]}`);
+  }
+  for (const d of databases.values()) {
+    if (d.max_db_connections) out.push(`[databases.${d.name}] max_db_connections is not implemented: ${NOT_IMPLEMENTED.max_db_connections}`);
+  }
+  for (const u of users.values()) {
+    if (u.max_user_connections) out.push(`[users.${u.name}] max_user_connections is not implemented: ${NOT_IMPLEMENTED.max_user_connections}`);
+  }
+  return out;
 }

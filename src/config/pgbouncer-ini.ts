@@ -15,7 +15,7 @@ export interface IniConfig extends ConfigFile {
 }
 
 /** PgBouncer's [pgbouncer] settings pgbun does not carry out, with what it does instead. */
-const NOT_IMPLEMENTED: Record<string, string> = {
+export const NOT_IMPLEMENTED: Record<string, string> = {
   logfile: "pgbun logs to stderr only; redirect it, or let systemd or Docker collect it",
   pidfile: "pgbun writes no pid file and does not daemonize; run it under a supervisor",
   user: "pgbun does not switch user; start it as the user it should run as",
