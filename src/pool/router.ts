@@ -117,8 +117,11 @@ export class Router implements ClientPool, PoolHooks, ClusterListener {
   acquire(c: ClientConn): void {
     const p = this.pick(this.routeFor(c));
     if (p === null) {
-      c.state = "waiting";
-      c.since = clock.now;
+      // A client sent back here keeps the time it started waiting: primary_wait_timeout counts from then.
+      if (c.state !== "waiting") {
+        c.state = "waiting";
+        c.since = clock.now;
+      }
       this.waiters.push(c);
       return;
     }
