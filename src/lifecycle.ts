@@ -213,6 +213,7 @@ export class Lifecycle implements Controller, HealthSource {
     if (this.stopping) return;
     this.stopping = true;
     this.dismissIdle = true;
+    this.registry.shuttingDown = true;
     this.listener?.stop(false);
     this.unix?.stop(false);
     const limit = this.registry.settings.shutdown_timeout * 1000;

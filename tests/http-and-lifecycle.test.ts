@@ -336,6 +336,34 @@ describe("lifecycle", () => {
     expect(await p.proc.exited).toBe(0);
   });
 
+  test("SIGTERM: a client busy with one transaction after another is let go when the current one ends", async () => {
+    const port = await freePort();
+    const { p } = await pgbun(config(port));
+    const sql = postgres(p.url("app", "apppass", "app"), { max: 1, prepare: false });
+    let done = 0;
+    let stoppedBy = "";
+    const busy = (async () => {
+      try {
+        for (let i = 0; i < 10_000; i++) {
+          await sql`SELECT pg_sleep(0.005)`;
+          done++;
+        }
+      } catch (e) {
+        stoppedBy = (e as { code?: string }).code ?? String(e);
+      }
+    })();
+    await Bun.sleep(300);
+    p.proc.kill("SIGTERM");
+    const started = Date.now();
+    expect(await p.proc.exited).toBe(0);
+    await busy;
+    expect(["57P01", "CONNECTION_CLOSED"]).toContain(stoppedBy);
+    // shutdown_timeout is 5 s here; letting the busy client go at its next transaction takes far less
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(done).toBeGreaterThan(0);
+    await sql.end({ timeout: 1 }).catch(() => {});
+  });
+
   test("SIGINT closes at once", async () => {
     const port = await freePort();
     const { p } = await pgbun(config(port));

@@ -456,6 +456,8 @@ export class ClientConn implements FrameSink, LinkedClient {
       this.since = clock.now;
     }
     if (this.terminating && this.nothingPending) this.close("client sent Terminate");
+    // A graceful shutdown lets a transaction finish, not the next one begin.
+    else if (this.ctx.shuttingDown && this.state === "idle" && this.nothingPending) this.fatal("57P01", "pgbun is shutting down");
   }
 
   /** After a ReadyForQuery forwarded to it: a client that sent Terminate closes once nothing it sent is unanswered. */

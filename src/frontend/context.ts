@@ -60,6 +60,8 @@ export interface LoginTarget {
 export interface ClientContext {
   readonly settings: Settings;
   readonly cancelKeys: CancelKeys;
+  /** A graceful shutdown runs: clients leave as their transactions end. */
+  readonly shuttingDown: boolean;
   /** Decides where a (database, user) login goes; a promise while auth_query looks the user up. */
   lookup(database: string, user: string, from: LoginFrom): LoginTarget | Promise<LoginTarget>;
   /** A CancelRequest arrived on a new connection. */

@@ -21,6 +21,8 @@ export class Registry implements ClientContext {
   readonly startedAt = Date.now();
   /** Databases refused to new clients (admin DISABLE). */
   readonly disabled = new Set<string>();
+  /** SIGTERM: a client whose transaction ends is let go instead of starting another. */
+  shuttingDown = false;
   /** Databases made from the wildcard entry, by the name clients asked for; `from` is the entry they were made from. */
   readonly autodbs = new Map<string, { db: DatabaseConfig; from: DatabaseConfig; idleSince: number }>();
   /** Secrets auth_query found, by user: the pools of such users log in to servers with them. */
