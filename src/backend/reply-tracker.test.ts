@@ -138,3 +138,28 @@ test("a Sync sent after CopyDone, while COPY's own replies are still coming, is 
   recv(t, "TDCZ");
   expect(t.quiet).toBe(true);
 });
+
+test("CopyDone pipelined before CopyInResponse: a Sync sent afterwards is answered and owed", () => {
+  const t = new ReplyTracker();
+  send(t, "PBESdc");
+  recv(t, "12G");
+  send(t, "SQ");
+  recv(t, "C");
+  recv(t, "Z");
+  expect(t.quiet).toBe(false);
+  recv(t, "CTDCZ");
+  expect(t.quiet).toBe(true);
+});
+
+test("a COPY that fails with Syncs pipelined into its data leaves replies that cannot be matched: the tracker says so", () => {
+  const t = new ReplyTracker();
+  send(t, "PBESdS");
+  recv(t, "12G");
+  expect(t.lost).toBe(false);
+  recv(t, "E");
+  expect(t.lost).toBe(true);
+  const ok = new ReplyTracker();
+  send(ok, "PBESdc");
+  recv(ok, "12GC");
+  expect(ok.lost).toBe(false);
+});

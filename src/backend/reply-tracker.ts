@@ -86,6 +86,13 @@ export class ReplyTracker {
   copy: CopyState = "none";
   /** The client ended the running COPY IN (CopyDone or CopyFail): Syncs from here on are answered again. */
   private copyEnded = false;
+  /** Syncs pipelined into the COPY's data and taken as ignored: right if the COPY succeeds, unknowable if it fails. */
+  private copySyncsDropped = 0;
+  /**
+   * PostgreSQL's replies can no longer be matched to requests (a COPY failed with Syncs pipelined into its data, so
+   * which of them PostgreSQL answered depends on where it failed): the connection must not serve anyone again.
+   */
+  lost = false;
   /** The status byte of the last ReadyForQuery. */
   txStatus = TX_IDLE;
   /** Syncs sent so far: a request after a Sync belongs to a later group than one before it. */
@@ -236,6 +243,7 @@ export class ReplyTracker {
       case B_COMMAND_COMPLETE:
         this.copy = "none";
         this.copyEnded = false;
+        this.copySyncsDropped = 0;
         if (kind === K_EXECUTE) this.shift(true);
         break;
       case B_EMPTY_QUERY_RESPONSE:
@@ -244,8 +252,8 @@ export class ReplyTracker {
         break;
       case B_COPY_IN_RESPONSE:
         this.copy = "in";
-        this.copyEnded = false;
-        this.dropSyncsDuringCopy();
+        // The client may have sent CopyDone or CopyFail already, pipelined behind the COPY.
+        this.copyEnded = this.dropSyncsDuringCopy();
         break;
       case B_COPY_OUT_RESPONSE:
         this.copy = "out";
@@ -254,8 +262,10 @@ export class ReplyTracker {
         this.copy = "both";
         break;
       case B_ERROR_RESPONSE:
+        if (this.copy === "in" && this.copySyncsDropped > 0) this.lost = true;
         this.copy = "none";
         this.copyEnded = false;
+        this.copySyncsDropped = 0;
         if (head & REPLACE_ERROR) action = REPLACE;
         // Inside a Query, or a failed commit at Sync, ReadyForQuery still follows; an extended-protocol
         // error makes PostgreSQL skip every message (even a Query) up to the next Sync.
@@ -282,9 +292,12 @@ export class ReplyTracker {
     while (this.count > 0) this.shift(false);
   }
 
-  /** At CopyInResponse: the Syncs sent after the COPY began and before its CopyDone/CopyFail are ignored by PostgreSQL. */
-  private dropSyncsDuringCopy(): void {
-    if (this.count <= 1) return;
+  /**
+   * At CopyInResponse: the Syncs sent after the COPY began and before its CopyDone/CopyFail are ignored by PostgreSQL.
+   * Returns whether that CopyDone/CopyFail was already sent.
+   */
+  private dropSyncsDuringCopy(): boolean {
+    if (this.count <= 1) return false;
     let end = 1;
     while (end < this.count && (this.at(end) & KIND) !== K_COPY_END) end++;
     let kept = 1;
@@ -292,12 +305,17 @@ export class ReplyTracker {
     for (let i = 1; i < this.count; i++) {
       const k = this.at(i);
       const a = this.attached[(this.head + i) % size];
-      if (i < end && (k & KIND) === K_SYNC) continue;
+      if (i < end && (k & KIND) === K_SYNC) {
+        this.copySyncsDropped++;
+        continue;
+      }
       this.kinds[(this.head + kept) % size] = k;
       this.attached[(this.head + kept) % size] = a;
       kept++;
     }
     for (let i = kept; i < this.count; i++) this.attached[(this.head + i) % size] = undefined;
+    const ended = end < this.count;
     this.count = kept;
+    return ended;
   }
 }

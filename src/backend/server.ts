@@ -255,6 +255,10 @@ export class ServerConn implements FrameSink {
     }
     this.sendMadeUp();
     if (this.holdEnded) this.endHold();
+    if (this.tracker.lost) {
+      this.close(closeReason("protocol_error", "a COPY failed with Syncs pipelined into its data: its replies cannot be matched to requests"));
+      return;
+    }
     if (ready || this.dead) this.decide();
   }
 
