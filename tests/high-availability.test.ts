@@ -66,6 +66,13 @@ user = "app"
 password = "apppass"
 role = "replica"
 primary_reads = false
+
+[databases.split]
+host = "${host(primary)},${host(replica)}"
+dbname = "app"
+user = "app"
+password = "apppass"
+read_write_split = true
 `);
     bouncer = await startPgbun(["--config", writeConfig(cfg)]);
   });
@@ -93,6 +100,44 @@ primary_reads = false
     } finally {
       await Promise.all([rw.end(), ro.end(), reports.end()]);
     }
+  });
+
+  test("read_write_split: reads that cannot write and read-only transactions go to the replica, everything else to the primary", async () => {
+    await primary.psql("CREATE TABLE IF NOT EXISTS split (id serial PRIMARY KEY, standby bool); GRANT ALL ON split, split_id_seq TO app", { db: "app" });
+    await waitCaughtUp(primary, replica);
+    for (const prepare of [true, false]) {
+      const sql = postgres(bouncer.url("app", "apppass", "split"), { max: 1, prepare });
+      try {
+        const standby = async (q: Promise<Array<Record<string, unknown>>>) => (await q)[0]!.s as boolean;
+        expect(await standby(sql`SELECT pg_is_in_recovery() AS s`)).toBe(true);
+        expect(await standby(sql`SELECT pg_is_in_recovery() AS s, count(*) FROM split WHERE id > ${0}`)).toBe(true);
+        expect(await standby(sql`INSERT INTO split (standby) VALUES (pg_is_in_recovery()) RETURNING pg_is_in_recovery() AS s`)).toBe(false);
+        expect(await standby(sql`SELECT pg_is_in_recovery() AS s, nextval('split_id_seq')`)).toBe(false);
+        expect(await standby(sql`SELECT pg_is_in_recovery() AS s FROM split FOR UPDATE`.then((r) => (r.length > 0 ? r : [{ s: false }])))).toBe(false);
+        expect(await standby(sql`SELECT pg_is_in_recovery() AS s, pg_try_advisory_xact_lock(7)`)).toBe(false);
+        // A transaction that says it only reads runs on the replica, functions and all; any other on the primary.
+        expect(await sql.begin("read only", async (tx) => (await tx`SELECT pg_is_in_recovery() AS s`)[0]!.s)).toBe(true);
+        expect(await sql.begin(async (tx) => (await tx`SELECT pg_is_in_recovery() AS s`)[0]!.s)).toBe(false);
+        // Pipelined on one connection: what follows a read waits for the replica to answer it and is routed in turn, so
+        // the reads ahead of the first write run on the replica and no write ever reaches it. (After a write the rest
+        // of the pipeline may follow it to the primary: correct, if not split.)
+        const writes = (i: number) => i % 3 === 2;
+        const mixed = await Promise.all(
+          Array.from({ length: 30 }, (_, i) =>
+            writes(i) ? sql`INSERT INTO split (standby) VALUES (pg_is_in_recovery()) RETURNING pg_is_in_recovery() AS s` : sql`SELECT pg_is_in_recovery() AS s`,
+          ),
+        );
+        expect(mixed.filter((_, i) => writes(i)).map((r) => r[0]!.s)).toEqual(Array(10).fill(false));
+        expect([mixed[0]![0]!.s, mixed[1]![0]!.s]).toEqual([true, true]);
+      } finally {
+        await sql.end();
+      }
+    }
+    // Nothing was ever written on the replica (it would have refused), and every write reached the primary.
+    expect(await primary.psql("SELECT count(*) FILTER (WHERE standby), count(*) FROM split", { db: "app" })).toBe("0|22");
+    // psql's simple protocol too.
+    const psql = Bun.spawnSync(["psql", "-X", "-A", "-t", "-c", "SELECT pg_is_in_recovery()", bouncer.url("app", "apppass", "split")]);
+    expect(psql.stdout.toString().trim()).toBe("t");
   });
 
   test("clients see in_hot_standby as the database they asked for says (libpq's target_session_attrs reads it)", async () => {

@@ -37,6 +37,7 @@ import { cameViaUnixSocket } from "./unix-clients.ts";
 import { ClientListens, MAX_PENDING_NOTIFICATIONS } from "../notify/client-listens.ts";
 import type { ListenHub } from "../notify/hub.ts";
 import { type Effects, SqlWatch } from "./sql-watch.ts";
+import { endsRequest, type ReadKind, readKindOf, ReadRoute } from "./read-route.ts";
 
 /** CloseComplete for a name the client never prepared: PostgreSQL answers that too, without an error. */
 const CLOSE_UNKNOWN: MadeUpReply = closeCompleteFor(() => {});
@@ -118,6 +119,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   readonly statements = new Map<string, PreparedInfo>();
   private pendingBytes = 0;
   private readPaused = false;
+  /** read_write_split: linked to a replica, what of what it sends may follow its request there; null otherwise. */
+  route: ReadRoute | null = null;
 
   constructor(
     readonly socket: Socket<ClientConn>,
@@ -303,14 +306,14 @@ export class ClientConn implements FrameSink, LinkedClient {
     if (this.rewrite && (tag === F_PARSE || tag === F_BIND || tag === F_DESCRIBE || tag === F_CLOSE || tag === F_QUERY)) {
       const action = tag === F_QUERY ? sqlStatementCommand(this, buf, start, end) : this.statementAction(tag, buf, start, end);
       if (action !== null) {
-        this.dispatch(action);
+        this.dispatch(action, tag);
         return;
       }
     }
     // The common case in transaction mode: a new request and an idle server: link now and forward in place.
     if (this.server === null && this.state === "idle" && this.nothingPending) this.pool!.tryLink(this);
     const server = this.server;
-    if (server !== null && !server.held && this.gate === 0) {
+    if (server !== null && !server.held && this.gate === 0 && (this.route === null || (this.nothingPending && this.route.pass(tag, server.tracker.quiet)))) {
       if (server.tracker.owed === 0) server.requestStarted();
       server.tracker.sent(tag);
       server.outbox!.forward(buf, start, end);
@@ -320,7 +323,8 @@ export class ClientConn implements FrameSink, LinkedClient {
     if (before !== null) this.pending.push(before);
     this.pendingBytes += end - start;
     if (this.pendingBytes > HIGH_WATER) this.pauseReading(true);
-    if (this.state === "idle") {
+    // A pool that routes reads decides on a whole request: it waits for the request's end.
+    if (this.state === "idle" && (!this.pool!.splitsReads || endsRequest(tag))) {
       this.waitStartedAt = performance.now();
       this.pool!.acquire(this);
     }
@@ -362,9 +366,9 @@ export class ClientConn implements FrameSink, LinkedClient {
     return { kind: "use", tag, info, msg: withStatementName(buf, start, end, span, info.serverName), original: buf.subarray(start, end) };
   }
 
-  private dispatch(action: StatementAction): void {
+  private dispatch(action: StatementAction, tag: number): void {
     const server = this.server;
-    if (server !== null && !server.held && this.gate === 0) {
+    if (server !== null && !server.held && this.gate === 0 && (this.route === null || (this.nothingPending && this.route.pass(tag, server.tracker.quiet)))) {
       if (!runAction(server, action)) this.pending.push(action);
       return;
     }
@@ -375,10 +379,16 @@ export class ClientConn implements FrameSink, LinkedClient {
     }
     this.gatherWaiting();
     this.pending.push(action);
-    if (this.state === "idle") {
+    if (this.state === "idle" && (!this.pool!.splitsReads || endsRequest(tag))) {
       this.waitStartedAt = performance.now();
       this.pool!.acquire(this);
     }
+  }
+
+  /** read_write_split: whether the request waiting for a server may go to a replica, and as what. */
+  readRequest(): ReadKind | null {
+    this.gatherWaiting();
+    return readKindOf(this.pending);
   }
 
   private get nothingPending(): boolean {
@@ -432,11 +442,20 @@ export class ClientConn implements FrameSink, LinkedClient {
     for (; i < this.pending.length && !server.held && this.gate === 0; i++) {
       const msg = this.pending[i]!;
       if (msg instanceof Uint8Array) {
-        // A slice may hold several messages: each one owes its replies.
-        for (let at = 0; at < msg.length; at += 1 + readInt32(msg, at + 1)) server.tracker.sent(msg[at]!);
-        out.send(msg);
-        this.pendingBytes -= msg.length;
-      } else if (!runAction(server, msg)) {
+        // A slice may hold several messages: each one owes its replies. On a replica, only those its route lets through.
+        let cut = 0;
+        while (cut < msg.length && (this.route === null || this.route.pass(msg[cut]!, server.tracker.quiet))) {
+          server.tracker.sent(msg[cut]!);
+          cut += 1 + readInt32(msg, cut + 1);
+        }
+        const part = cut === msg.length ? msg : msg.subarray(0, cut);
+        if (part.length > 0) out.send(part);
+        this.pendingBytes -= part.length;
+        if (cut < msg.length) {
+          this.pending[i] = msg.subarray(cut);
+          break;
+        }
+      } else if ((this.route !== null && !this.route.pass(msg.kind === "parse" ? F_PARSE : msg.kind === "use" ? msg.tag : 0, server.tracker.quiet)) || !runAction(server, msg)) {
         break; // held: this action runs again when the hold ends
       }
     }
@@ -448,6 +467,7 @@ export class ClientConn implements FrameSink, LinkedClient {
   unlinked(): void {
     if (this.pool) (this.server?.owner ?? this.pool).stats.xact_time_us += Math.round((performance.now() - this.linkedAt) * 1000);
     this.server = null;
+    this.route = null;
     // The server's queue may have paused us (a fast COPY); that server is no longer ours to wait for.
     if (this.readPaused && this.pendingBytes <= HIGH_WATER) this.pauseReading(false);
     if (this.listens !== null && !this.outbox.pressured) this.deliverHeld();
@@ -458,11 +478,24 @@ export class ClientConn implements FrameSink, LinkedClient {
     if (this.terminating && this.nothingPending) this.close("client sent Terminate");
     // A graceful shutdown lets a transaction finish, not the next one begin.
     else if (this.ctx.shuttingDown && this.state === "idle" && this.nothingPending) this.fatal("57P01", "pgbun is shutting down");
+    // read_write_split: what waited behind a request sent to a replica is routed afresh (a write to the primary).
+    else if (this.pool?.splitsReads && this.state === "idle" && !this.nothingPending) queueMicrotask(() => this.acquireAgain());
+  }
+
+  private acquireAgain(): void {
+    if (this.state !== "idle" || this.nothingPending) return;
+    this.waitStartedAt = performance.now();
+    this.pool!.acquire(this);
   }
 
   /** After a ReadyForQuery forwarded to it: a client that sent Terminate closes once nothing it sent is unanswered. */
   readyForwarded(serverQuiet: boolean): void {
     if (this.terminating && serverQuiet && this.nothingPending) this.close("client sent Terminate");
+    // On a replica inside a read-only transaction: everything before is answered, so the next request may follow.
+    else if (this.route !== null && serverQuiet && this.server !== null && !this.nothingPending) {
+      this.route.reopen();
+      this.sendPending(this.server);
+    }
   }
 
   /** Called by Login once the client has proven who it is and the pool is known. */

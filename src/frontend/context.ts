@@ -14,6 +14,8 @@ export interface ClientPool {
   readonly name: string;
   /** Answers every request itself, in order (the admin console): a lone Sync must queue behind what came before. */
   readonly local?: boolean;
+  /** read_write_split: requests are routed whole (a replica for reads), so a client waits for a request's end to ask. */
+  readonly splitsReads?: boolean;
   /** The listening connection LISTEN goes through in transaction and statement mode (pools of servers only). */
   listenHub?(): ListenHub;
   /** The server parameters clients are shown at login; null until a server has logged in. */

@@ -10,6 +10,7 @@ import type { ClientPool } from "../frontend/context.ts";
 import type { ListenHub } from "../notify/hub.ts";
 import { log } from "../log.ts";
 import type { Cluster, ClusterListener, Host } from "./cluster.ts";
+import { ReadRoute } from "../frontend/read-route.ts";
 import { Fifo } from "./fifo.ts";
 import type { Pool, PoolHooks, PoolSpec } from "./pool.ts";
 import type { PoolStats } from "./stats.ts";
@@ -106,8 +107,14 @@ export class Router implements ClientPool, PoolHooks, ClusterListener {
     for (const w of list) w.c.welcomed(this.welcome);
   }
 
+  /** read_write_split, in transaction and statement mode, for the database's read-write clients. */
+  get splitsReads(): boolean {
+    return this.db.read_write_split === true && this.mode !== "session" && this.role === "primary";
+  }
+
   tryLink(c: ClientConn): boolean {
-    if (this.waiters.length > 0) return false;
+    // With read_write_split every request waits to be read whole before a host is picked for it.
+    if (this.waiters.length > 0 || this.splitsReads) return false;
     const p = this.pick(this.routeFor(c));
     if (p === null || !p.tryLink(c)) return false;
     this.assign(c, p);
@@ -115,7 +122,10 @@ export class Router implements ClientPool, PoolHooks, ClusterListener {
   }
 
   acquire(c: ClientConn): void {
-    const p = this.pick(this.routeFor(c));
+    const read = this.splitsReads ? c.readRequest() : null;
+    const p = this.pick(read !== null ? "replica" : this.routeFor(c));
+    // On a replica, what the client sends after its request waits until the replica has answered it (read-route.ts).
+    c.route = read !== null && p !== null && p.spec.host !== this.cluster.writable() ? new ReadRoute() : null;
     if (p === null) {
       // A client sent back here keeps the time it started waiting: primary_wait_timeout counts from then.
       if (c.state !== "waiting") {
