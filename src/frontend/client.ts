@@ -37,7 +37,7 @@ import { cameViaUnixSocket } from "./unix-clients.ts";
 import { ClientListens, MAX_PENDING_NOTIFICATIONS } from "../notify/client-listens.ts";
 import type { ListenHub } from "../notify/hub.ts";
 import { type Effects, SqlWatch } from "./sql-watch.ts";
-import { endsRequest, type ReadKind, readKindOf, ReadRoute } from "./read-route.ts";
+import { endsRequest, type ReadKind, readKindOf, type ReadRoute, routeCut } from "./read-route.ts";
 
 /** CloseComplete for a name the client never prepared: PostgreSQL answers that too, without an error. */
 const CLOSE_UNKNOWN: MadeUpReply = closeCompleteFor(() => {});
@@ -313,7 +313,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     // The common case in transaction mode: a new request and an idle server: link now and forward in place.
     if (this.server === null && this.state === "idle" && this.nothingPending) this.pool!.tryLink(this);
     const server = this.server;
-    if (server !== null && !server.held && this.gate === 0 && (this.route === null || (this.nothingPending && this.route.pass(tag, server.tracker.quiet)))) {
+    if (server !== null && this.mayForward(server, tag)) {
       if (server.tracker.owed === 0) server.requestStarted();
       server.tracker.sent(tag);
       server.outbox!.forward(buf, start, end);
@@ -323,11 +323,19 @@ export class ClientConn implements FrameSink, LinkedClient {
     if (before !== null) this.pending.push(before);
     this.pendingBytes += end - start;
     if (this.pendingBytes > HIGH_WATER) this.pauseReading(true);
-    // A pool that routes reads decides on a whole request: it waits for the request's end.
-    if (this.state === "idle" && (!this.pool!.splitsReads || endsRequest(tag))) {
-      this.waitStartedAt = performance.now();
-      this.pool!.acquire(this);
-    }
+    this.acquireFor(tag);
+  }
+
+  /** Whether a message may go straight to the linked server (no hold, no LISTEN gate; on a replica, its route allows). */
+  private mayForward(server: ServerConn, tag: number): boolean {
+    return !server.held && this.gate === 0 && (this.route === null || (this.nothingPending && this.route.pass(tag, server.tracker.quiet)));
+  }
+
+  /** Asks for a server; a pool that routes reads decides on a whole request, so that waits for the request's end. */
+  private acquireFor(tag: number): void {
+    if (this.state !== "idle" || (this.pool!.splitsReads && !endsRequest(tag))) return;
+    this.waitStartedAt = performance.now();
+    this.pool!.acquire(this);
   }
 
   /** A message naming one of this client's statements, turned into what pgbun does instead; null to forward as it is. */
@@ -368,7 +376,7 @@ export class ClientConn implements FrameSink, LinkedClient {
 
   private dispatch(action: StatementAction, tag: number): void {
     const server = this.server;
-    if (server !== null && !server.held && this.gate === 0 && (this.route === null || (this.nothingPending && this.route.pass(tag, server.tracker.quiet)))) {
+    if (server !== null && this.mayForward(server, tag)) {
       if (!runAction(server, action)) this.pending.push(action);
       return;
     }
@@ -379,10 +387,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     }
     this.gatherWaiting();
     this.pending.push(action);
-    if (this.state === "idle" && (!this.pool!.splitsReads || endsRequest(tag))) {
-      this.waitStartedAt = performance.now();
-      this.pool!.acquire(this);
-    }
+    this.acquireFor(tag);
   }
 
   /** read_write_split: whether the request waiting for a server may go to a replica, and as what. */
@@ -443,11 +448,8 @@ export class ClientConn implements FrameSink, LinkedClient {
       const msg = this.pending[i]!;
       if (msg instanceof Uint8Array) {
         // A slice may hold several messages: each one owes its replies. On a replica, only those its route lets through.
-        let cut = 0;
-        while (cut < msg.length && (this.route === null || this.route.pass(msg[cut]!, server.tracker.quiet))) {
-          server.tracker.sent(msg[cut]!);
-          cut += 1 + readInt32(msg, cut + 1);
-        }
+        const cut = routeCut(msg, this.route, server.tracker.quiet);
+        for (let at = 0; at < cut; at += 1 + readInt32(msg, at + 1)) server.tracker.sent(msg[at]!);
         const part = cut === msg.length ? msg : msg.subarray(0, cut);
         if (part.length > 0) out.send(part);
         this.pendingBytes -= part.length;
@@ -479,13 +481,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     // A graceful shutdown lets a transaction finish, not the next one begin.
     else if (this.ctx.shuttingDown && this.state === "idle" && this.nothingPending) this.fatal("57P01", "pgbun is shutting down");
     // read_write_split: what waited behind a request sent to a replica is routed afresh (a write to the primary).
-    else if (this.pool?.splitsReads && this.state === "idle" && !this.nothingPending) queueMicrotask(() => this.acquireAgain());
-  }
-
-  private acquireAgain(): void {
-    if (this.state !== "idle" || this.nothingPending) return;
-    this.waitStartedAt = performance.now();
-    this.pool!.acquire(this);
+    else if (this.pool?.splitsReads && this.state === "idle" && !this.nothingPending) queueMicrotask(() => this.nothingPending || this.acquireFor(F_SYNC));
   }
 
   /** After a ReadyForQuery forwarded to it: a client that sent Terminate closes once nothing it sent is unanswered. */

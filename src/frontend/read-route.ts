@@ -119,3 +119,12 @@ export class ReadRoute {
     this.open = 1;
   }
 }
+
+/** How much of a slice of whole messages may go to the server now: all of it without a route. */
+export function routeCut(msg: Uint8Array, route: ReadRoute | null, serverQuiet: boolean): number {
+  if (route === null) return msg.length;
+  let cut = 0;
+  // Once a message has gone, the server owes its answer: it is no longer quiet.
+  while (cut < msg.length && route.pass(msg[cut]!, serverQuiet && cut === 0)) cut += 1 + readInt32(msg, cut + 1);
+  return cut;
+}
