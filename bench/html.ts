@@ -1,5 +1,6 @@
 // The HTML page of a run: an inline SVG bar chart of pgbun's throughput ratios, the table, latency and memory; no external assets.
 
+import { haLines } from "./ha.ts";
 import { addedLatencyLines, CPU_NOTE, cpuTable, durationText, idleMemoryLines, markdownTable, RATIO_NOTE, ratio, rows, type BenchResults } from "./report.ts";
 
 const esc = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
@@ -85,6 +86,7 @@ ${tableHtml(cpuTable(r.points))}
 ${list(addedLatencyLines(r.addedLatency))}
 <h2>Memory per idle client</h2>
 ${r.idleMemory.length ? list(idleMemoryLines(r.idleMemory)) : "<p>not measured</p>"}
+${r.ha ? `<h2>High availability</h2>${list(haLines(r.ha))}` : ""}
 ${r.notes.length ? `<h2>Notes</h2>${list(r.notes)}` : ""}
 </body></html>
 `;

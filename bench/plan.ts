@@ -20,6 +20,8 @@ export interface BenchOptions {
   scale: number;
   /** The TLS points (bench/tls.ts); --no-tls skips them. */
   tls: boolean;
+  /** High availability (bench/ha.ts): latency at one client over two hosts, and failover recovery; --no-ha skips it. */
+  ha: boolean;
 }
 
 export const POOL_SIZE = 20;
@@ -42,7 +44,8 @@ const USAGE = `usage: bun bench/run.ts [--quick] [--workers 1,2] [--auth md5|scr
   --seconds S      pgbench -T per point (default 3, quick 2)
   --idle-clients N idle clients for the memory measurement (default 10000, quick 1000; 0 skips it)
   --scale N        pgbench -i -s (default 10)
-  --no-tls         skip the TLS points (-S c=10 and c=100 and -C over TLS beside plain text, pgbun and PgBouncer)`;
+  --no-tls         skip the TLS points (-S c=10 and c=100 and -C over TLS beside plain text, pgbun and PgBouncer)
+  --no-ha          skip high availability (added latency at one client over two hosts, failover recovery with a streaming replica)`;
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, min = 1): number {
   if (raw === undefined) return fallback;
@@ -65,6 +68,7 @@ export function parseOptions(argv: string[]): BenchOptions {
         "idle-clients": { type: "string" },
         scale: { type: "string" },
         "no-tls": { type: "boolean", default: false },
+        "no-ha": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -90,6 +94,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     idleClients: positiveInt("idle-clients", values["idle-clients"], quick ? 1000 : 10_000, 0),
     scale: positiveInt("scale", values.scale, 10),
     tls: !values["no-tls"],
+    ha: !values["no-ha"],
   };
 }
 

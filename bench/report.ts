@@ -1,5 +1,6 @@
 // The results of a run: medians and ratios per point, and the same table as Markdown for the terminal and the README.
 
+import { haLines, type HaResults } from "./ha.ts";
 import type { IdleMemoryResult } from "./memory.ts";
 import type { PgbenchPoint, PgbenchResult } from "./pgbench.ts";
 import { pointName } from "./plan.ts";
@@ -47,6 +48,8 @@ export interface BenchResults {
   idleMemory: IdleMemoryResult[];
   /** The TLS points (bench/tls.ts): targets "pgbun", "pgbun TLS", "PgBouncer", "PgBouncer TLS"; absent with --no-tls. */
   tls?: PointResult[];
+  /** High availability (bench/ha.ts); absent with --no-ha. */
+  ha?: HaResults;
   notes: string[];
 }
 
@@ -245,6 +248,7 @@ export function textReport(r: BenchResults): string {
     "Memory per idle client (RSS with N idle logged-in clients minus RSS with none, / N):",
     ...(r.idleMemory.length ? idleMemoryLines(r.idleMemory).map((l) => `  ${l}`) : ["  not measured"]),
     ...(r.tls?.length ? ["", "TLS on the client side (TPS):", tlsTable(r.tls), "", "TLS on the client side, pooler CPU per transaction:", tlsCpuTable(r.tls), TLS_NOTE] : []),
+    ...(r.ha ? ["", "High availability (pg_gateway's comparison):", ...haLines(r.ha).map((l) => `  ${l}`)] : []),
     ...(r.notes.length ? ["", "Notes:", ...r.notes.map((n) => `  - ${n}`)] : []),
     "",
     `took ${Math.round(r.durationSeconds)} s`,

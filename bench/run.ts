@@ -10,6 +10,7 @@ import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, pla
 import { textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
 import { commandVersion, ensureFileLimit, machine } from "./system.ts";
 import { runTlsPoints } from "./tls.ts";
+import { runHaBench, type HaResults } from "./ha.ts";
 import { findPgbouncer, pgbouncerSupportsPrepared, pgbouncerVersion, pgbunHasWorkers, startPgbouncer, startPgbunTarget, type RunningPooler } from "./targets.ts";
 
 const REPO = join(import.meta.dir, "..");
@@ -127,6 +128,12 @@ if (opts.tls) {
   tlsPoints = await runTlsPoints(pg.port, secret, settings, bouncerBin, matrixOptions, 1);
 }
 
+let ha: HaResults | undefined;
+if (opts.ha) {
+  say("high availability: a primary and a streaming replica behind pgbun; latency at one client, then failovers under pgbench ...");
+  ha = await runHaBench({ rounds: opts.rounds, seconds: opts.seconds, failovers: opts.quick ? 1 : 2, say });
+}
+
 const idleMemory: IdleMemoryResult[] = [];
 if (opts.idleClients > 0) {
   const memSettings = { ...settings, maxClientConn: opts.idleClients + 1000 };
@@ -162,6 +169,7 @@ const report: BenchResults = {
   addedLatency,
   idleMemory,
   ...(opts.tls ? { tls: tlsPoints } : {}),
+  ...(ha ? { ha } : {}),
   notes: [...notes, ...failureNotes([...results, ...tlsPoints])],
 };
 

@@ -60,6 +60,7 @@ describe("bench", () => {
     const full = parseOptions([]);
     expect(full).toMatchObject({ quick: false, rounds: 3, workers: [1, 2], idleClients: 10000, auth: "md5" });
     expect(parseOptions(["--quick"])).toMatchObject({ quick: true, rounds: 1, workers: [1] });
+    expect([full.ha, parseOptions(["--no-ha"]).ha]).toEqual([true, false]);
     expect(() => parseOptions(["--rounds", "0"])).toThrow(/--rounds must be an integer >= 1/);
     expect(() => parseOptions(["--auth", "trust"])).toThrow(/--auth must be md5 or scram-sha-256/);
     expect(secondsFor({ script: "select-only", mode: "simple", clients: 1000 }, full)).toBeGreaterThan(full.seconds);
