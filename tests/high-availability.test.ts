@@ -140,6 +140,36 @@ read_write_split = true
     expect(psql.stdout.toString().trim()).toBe("t");
   });
 
+  test("with only a SCRAM verifier for the user, hosts are not called down: roles come once a client has logged in", async () => {
+    const verifier = await primary.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'");
+    const cfg = `[pgbun]
+pool_mode = "transaction"
+admin_users = "admin"
+role_check_interval = 0.25
+[databases.app]
+host = "${host(primary)},${host(replica)}"
+dbname = "app"
+[users.app]
+password = "${verifier}"
+[users.admin]
+password = "adminpass"
+`;
+    const other = await startPgbun(["--config", writeConfig(cfg)]);
+    try {
+      await Bun.sleep(700);
+      const before = (await adminQuery(other.port, "SHOW HOSTS")).map((h) => h.state);
+      expect(before).toEqual(["unknown", "unknown"]);
+      expect(other.output()).toContain("the role check cannot log in");
+      const rw = postgres(other.url("app", "apppass", "app"), { max: 1 });
+      const ro = postgres(other.url("app", "apppass", "app_ro"), { max: 1 });
+      expect(await where(rw)).toEqual({ port: primary.port, standby: false });
+      expect(await where(ro)).toEqual({ port: replica.port, standby: true });
+      await Promise.all([rw.end(), ro.end()]);
+    } finally {
+      await other.stop();
+    }
+  });
+
   test("clients see in_hot_standby as the database they asked for says (libpq's target_session_attrs reads it)", async () => {
     const rw = postgres(bouncer.url("app", "apppass", "app"), { max: 1 });
     const reports = postgres(bouncer.url("app", "apppass", "reports"), { max: 1 });

@@ -35,6 +35,13 @@ export class Host {
   lastOkAt = 0;
   lastError = "";
   patroni: "leader" | "not-leader" | "none" = "none";
+  /** A check has completed, whatever it found. */
+  checked = false;
+  /**
+   * The checks cannot log in (no plain password for the user they log in as: only a SCRAM verifier). The host's role is
+   * then learned from the pools' own logins (in_hot_standby), and its lag is not known.
+   */
+  unauthorized = false;
   checking = false;
   /** A check is wanted at the next tick, whatever role_check_interval says (25006 from a server, a failed login). */
   due = false;
@@ -104,9 +111,9 @@ export class Cluster {
     return this.hosts.filter((h) => h.role === "replica" && !h.removed && h.state(now) === "up");
   }
 
-  /** Every host has been checked at least once (or been found down). */
+  /** Every host has been checked at least once, and its role is known unless it is down. */
   settled(): boolean {
-    return this.hosts.every((h) => h.healthy !== null || h.removed);
+    return this.hosts.every((h) => h.removed || (h.checked && !(h.unauthorized && h.role === "unknown" && h.healthy !== false)));
   }
 
   /** Starts the checks that are due; called by the janitor's tick. */
@@ -148,17 +155,28 @@ export class Cluster {
     h.checking = false;
     if (h.removed) return;
     h.patroni = patroni;
+    // invalid_authorization_specification: the checks' credentials, not the host; roles then come from the pools' logins.
+    const unauthorized = !r.ok && r.code?.startsWith("28") === true;
+    if (unauthorized && !h.unauthorized) {
+      log.warn("ha", "the role check cannot log in: give the database a user and password, or the user a plain password ([users] or auth_file); meanwhile the pools' logins tell the role", {
+        database: this.name,
+        host: h.key,
+        error: r.ok ? "" : r.error,
+      });
+    }
+    h.unauthorized = unauthorized;
     this.observe(h, r, Date.now());
   }
 
   /** Acts on one check's result. */
   observe(h: Host, r: ProbeResult, now: number): void {
+    h.checked = true;
     const p = this.primary;
     const primary = p === null ? "none" : p === h ? "this" : p.healthy === false ? "other-down" : "other-up";
     const decision = decideRole({
       primary,
       ok: r.ok,
-      inconclusive: !r.ok && r.code === TOO_MANY_CONNECTIONS,
+      inconclusive: !r.ok && (r.code === TOO_MANY_CONNECTIONS || r.code?.startsWith("28") === true),
       inRecovery: r.ok && r.inRecovery,
       patroni: h.patroni,
     });

@@ -70,7 +70,13 @@ export function probeRole(target: ServerTarget, timeoutMs: number): Promise<Prob
         frame(tag, buf, start, end) {
           switch (tag) {
             case B_AUTHENTICATION: {
-              const reply = auth.handle(buf, start, end);
+              let reply: Uint8Array | null;
+              try {
+                reply = auth.handle(buf, start, end);
+              } catch (err) {
+                // pgbun holds no usable secret for this user (a SCRAM verifier no client has proven yet): as PostgreSQL's 28000.
+                return finish({ ok: false, error: `login as "${target.user}" on ${where}: ${(err as Error).message}`, code: "28000" });
+              }
               if (reply !== null) send(reply);
               return;
             }

@@ -236,7 +236,10 @@ export class Router implements ClientPool, PoolHooks, ClusterListener {
   loggedIn(p: Pool, s: ServerConn): void {
     if (this.welcome === null || this.welcomeWaiters.length > 0) this.welcomed(p);
     const standby = s.reported.get("in_hot_standby");
-    if (standby !== undefined) this.roleHint(p, standby === "on");
+    const h = p.spec.host!;
+    // The role checks cannot log in: a pool's own login tells the host's role instead (as libpq's target_session_attrs).
+    if (standby !== undefined && h.unauthorized) this.cluster.observe(h, { ok: true, inRecovery: standby === "on", lsn: null, replayBacklog: 0, lagSeconds: 0 }, Date.now());
+    else if (standby !== undefined) this.roleHint(p, standby === "on");
   }
 
   loginFailed(p: Pool, reason: string): boolean {
@@ -266,6 +269,10 @@ export class Router implements ClientPool, PoolHooks, ClusterListener {
   /** The janitor's tick: clients that waited longer than primary_wait_timeout for a host get an error. */
   tick(now: number): void {
     if (this.waiters.length > 0 || this.welcomeWaiters.length > 0) this.retry();
+    // Clients wait and the checks cannot log in: one server login per host of unknown role tells its role.
+    if (this.waiters.length > 0) {
+      for (const [h, p] of this.pools) if (h.unauthorized && h.role === "unknown" && h.healthy !== false && p.servers.size === 0 && !p.paused) p.launch();
+    }
     const limit = this.settings().primary_wait_timeout * 1000;
     if (limit <= 0) return;
     const late = (since: number) => now - since > limit;
