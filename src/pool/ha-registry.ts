@@ -107,6 +107,7 @@ export function reloadRouters(reg: Registry): void {
     const gone = db === undefined || db.hosts === undefined || !reg.userStillKnown(db, r.spec.user) || !reg.clusters.has(r.cluster.name);
     if (gone) {
       r.draining = true;
+      r.cluster.listeners.delete(r);
       for (const p of r.pools.values()) {
         p.draining = true;
         p.retireAll();
