@@ -136,10 +136,10 @@ describe("pgbouncer.ini", () => {
     expect(py.stderr.toString()).toBe("");
     expect(py.stdout.toString().trim()).toBe("app");
     const out = p.output();
-    expect(out).toContain(`pgbouncer.ini: logfile = ${dir}/pgbouncer.log (${join(dir, "pgbouncer.ini")}:25) is not implemented: pgbun logs to stderr only`);
-    expect(out).toContain("pgbouncer.ini: pidfile = ");
-    expect(out).toContain("pgbouncer.ini: ignore_startup_parameters = extra_float_digits");
-    expect(out).toContain(`pgbouncer.ini: [databases] reports: connect_query=SELECT 1 (${join(dir, "pgbouncer.ini")}:6) is not implemented`);
+    expect(out).toContain(`config: logfile = ${dir}/pgbouncer.log (${join(dir, "pgbouncer.ini")}:25) is not implemented: pgbun logs to stderr only`);
+    expect(out).toContain("config: pidfile = ");
+    expect(out).toContain("config: ignore_startup_parameters = extra_float_digits");
+    expect(out).toContain(`config: [databases] reports: connect_query=SELECT 1 (${join(dir, "pgbouncer.ini")}:6) is not implemented`);
     expect(out.split("is not implemented").length - 1).toBe(4);
     // %include: limits.ini's settings apply; [users] pool_mode applies to md5user's pool.
     const config = await psql([...tcp("admin", "pgbouncer"), "-c", "SHOW CONFIG"], "adminpass");
