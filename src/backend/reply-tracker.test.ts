@@ -163,3 +163,13 @@ test("a COPY that fails with Syncs pipelined into its data leaves replies that c
   recv(ok, "12GC");
   expect(ok.lost).toBe(false);
 });
+
+test("a reply when nothing is owed is unexpected, unless PostgreSQL sends it on its own", () => {
+  const t = new ReplyTracker();
+  for (const tag of "ZDCT12") expect(t.unexpected(c(tag), false)).toBe(true);
+  expect(t.unexpected(c("E"), false)).toBe(true);
+  expect(t.unexpected(c("E"), true)).toBe(false);
+  for (const tag of "SNA") expect(t.unexpected(c(tag), false)).toBe(false);
+  send(t, "Q");
+  expect(t.unexpected(c("Z"), false)).toBe(false);
+});

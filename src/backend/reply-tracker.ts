@@ -11,6 +11,9 @@ import {
   B_EMPTY_QUERY_RESPONSE,
   B_ERROR_RESPONSE,
   B_NO_DATA,
+  B_NOTICE_RESPONSE,
+  B_NOTIFICATION_RESPONSE,
+  B_PARAMETER_STATUS,
   B_PARSE_COMPLETE,
   B_PORTAL_SUSPENDED,
   B_READY_FOR_QUERY,
@@ -222,6 +225,16 @@ export class ReplyTracker {
     const r = this.attached[this.head] as MadeUpReply;
     this.shift(true);
     return r;
+  }
+
+  /**
+   * A message that answers nothing: no request is owed, and it is not one PostgreSQL sends on its own (ParameterStatus,
+   * NoticeResponse, NotificationResponse, or the ErrorResponse of a dying backend). pgbun has lost track of what this
+   * server answers, and must not pass it on to anyone.
+   */
+  unexpected(tag: number, fatal: boolean): boolean {
+    if (this.count > 0) return false;
+    return !(tag === B_PARAMETER_STATUS || tag === B_NOTICE_RESPONSE || tag === B_NOTIFICATION_RESPONSE || (tag === B_ERROR_RESPONSE && fatal));
   }
 
   /** Records a message from the server and says what to do with it. */

@@ -233,6 +233,11 @@ export class ServerConn implements FrameSink {
         }
         break;
     }
+    if (this.tracker.unexpected(tag, this.dead)) {
+      // Never another client's data: whatever went wrong, this server's replies can no longer be trusted to anyone.
+      this.close(closeReason("protocol_error", `a '${String.fromCharCode(tag)}' message answered no request`));
+      return;
+    }
     const ready = tag === B_READY_FOR_QUERY;
     let action = this.tracker.received(tag, ready ? buf[start + 5]! : 0);
     // pgbun's own Parse or Describe failing is the client's business: PostgreSQL would have failed its request there.
