@@ -3,12 +3,11 @@
 
 import { PIN_CHECK_SQL } from "../frontend/session-state.ts";
 import { quoteLiteral } from "./params.ts";
+import { dataRowValues } from "../protocol/messages.ts";
 import { B_DATA_ROW } from "../protocol/tags.ts";
 import type { InternalQuery } from "./internal-requests.ts";
 import type { ServerConn } from "./server.ts";
 import type { LinkedClient } from "./server-types.ts";
-
-const utf8 = new TextDecoder();
 
 export interface SessionCheckWanted {
   pin: boolean;
@@ -30,16 +29,7 @@ export class SessionCheck implements InternalQuery {
   ) {}
 
   onReply(tag: number, buf: Uint8Array, start: number, end: number): void {
-    if (tag !== B_DATA_ROW) return;
-    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-    const n = view.getInt16(start + 5);
-    let at = start + 7;
-    for (let i = 0; i < n && at + 4 <= end; i++) {
-      const len = view.getInt32(at);
-      at += 4;
-      this.values.push(len < 0 ? null : utf8.decode(buf.subarray(at, at + len)));
-      if (len > 0) at += len;
-    }
+    if (tag === B_DATA_ROW) this.values = dataRowValues(buf, start, end);
   }
 
   answered(): void {

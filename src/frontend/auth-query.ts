@@ -2,13 +2,10 @@
 // auth_query with the user name as $1 (extended protocol, so the name is never spliced into SQL); the answer's second
 // column is the user's secret. Answers, "no such user" included, are kept briefly and shared by logins in flight.
 
-import { ServerAuth } from "../backend/server-auth.ts";
+import { oneShotSession } from "../backend/one-shot-session.ts";
 import { log } from "../log.ts";
-import { oneShot } from "../net/one-shot.ts";
-import { Framer } from "../protocol/framer.ts";
-import { decodeText, parseErrorFields, startupMessage, TERMINATE } from "../protocol/messages.ts";
-import { B_AUTHENTICATION, B_DATA_ROW, B_ERROR_RESPONSE, B_READY_FOR_QUERY, F_BIND, F_EXECUTE, F_PARSE, F_SYNC } from "../protocol/tags.ts";
-import { readInt16, readInt32, Writer } from "../protocol/writer.ts";
+import { F_BIND, F_EXECUTE, F_PARSE, F_SYNC } from "../protocol/tags.ts";
+import { Writer } from "../protocol/writer.ts";
 
 export interface AuthQueryTarget {
   host: string;
@@ -55,53 +52,17 @@ export function lookUpUser(t: AuthQueryTarget, user: string, now = Date.now()): 
   return p;
 }
 
-function runQuery(t: AuthQueryTarget, user: string): Promise<AuthQueryAnswer> {
-  const auth = new ServerAuth(t.user, t.password);
-  const framer = new Framer(1 << 20);
-  let row: Array<string | null> | null = null;
-  let error: string | null = null;
-  let loggedIn = false;
+async function runQuery(t: AuthQueryTarget, user: string): Promise<AuthQueryAnswer> {
+  const r = await oneShotSession(t, "pgbun auth_query", TIMEOUT_MS, queryMessages(t.query, user));
   const where = `${t.host}:${t.port}`;
-  return oneShot<AuthQueryAnswer>(t.host, t.port, TIMEOUT_MS, {
-    hello: startupMessage({ user: t.user, database: t.database, application_name: "pgbun auth_query" }),
-    failed: (why) => ({ kind: "error", message: `auth_query as "${t.user}" on ${where}: ${why}` }),
-    data(chunk, send, finish) {
-      framer.feed(chunk, {
-        frame(tag, buf, start, end) {
-          switch (tag) {
-            case B_AUTHENTICATION: {
-              const reply = auth.handle(buf, start, end);
-              if (reply !== null) send(reply);
-              return;
-            }
-            case B_DATA_ROW:
-              row ??= dataRow(buf, start, end);
-              return;
-            case B_ERROR_RESPONSE: {
-              const f = parseErrorFields(buf, start, end);
-              error ??= `${f.get("M") ?? "error"} (SQLSTATE ${f.get("C") ?? "?"})`;
-              // Before login, an error ends the conversation: the server closes.
-              if (f.get("S") === "FATAL" || f.get("V") === "FATAL") finish({ kind: "error", message: `auth_query as "${t.user}" on ${where}: ${error}` });
-              return;
-            }
-            case B_READY_FOR_QUERY:
-              // The first one ends the login: the query goes now; the second ends the query.
-              if (!loggedIn) {
-                loggedIn = true;
-                send(queryMessages(t.query, user));
-                return;
-              }
-              send(TERMINATE);
-              if (error !== null) finish({ kind: "error", message: `auth_query as "${t.user}" on ${where}: ${error}` });
-              else if (row === null || row[0] === null) finish({ kind: "none" });
-              else if (row.length < 2) finish({ kind: "error", message: "auth_query must return two columns, the user name and the password" });
-              else finish({ kind: "found", secret: row[1] || null });
-              return;
-          }
-        },
-      });
-    },
-  });
+  if (!r.ok) {
+    const why = r.stage === "connect" || r.stage === "auth" ? r.message : `${r.message} (SQLSTATE ${r.code ?? "?"})`;
+    return { kind: "error", message: `auth_query as "${t.user}" on ${where}: ${why}` };
+  }
+  const row = r.row;
+  if (row === null || row[0] === null) return { kind: "none" };
+  if (row.length < 2) return { kind: "error", message: "auth_query must return two columns, the user name and the password" };
+  return { kind: "found", secret: row[1] || null };
 }
 
 const w = new Writer(256);
@@ -116,19 +77,3 @@ function queryMessages(sql: string, user: string): Uint8Array {
   return w.take();
 }
 
-function dataRow(buf: Uint8Array, start: number, end: number): Array<string | null> {
-  const n = readInt16(buf, start + 5);
-  const out: Array<string | null> = [];
-  let at = start + 7;
-  for (let i = 0; i < n && at <= end; i++) {
-    const len = readInt32(buf, at);
-    at += 4;
-    if (len < 0) {
-      out.push(null);
-      continue;
-    }
-    out.push(decodeText(buf, at, at + len));
-    at += len;
-  }
-  return out;
-}

@@ -1,15 +1,11 @@
 // Health per database, kept in memory: from the pools' own logins and login failures, and a background login when they are quiet.
 
-import { ServerAuth } from "../backend/server-auth.ts";
+import { oneShotSession } from "../backend/one-shot-session.ts";
 import type { ServerTarget } from "../backend/server-types.ts";
 import type { DatabaseConfig } from "../config/schema.ts";
 import { log } from "../log.ts";
-import { oneShot } from "../net/one-shot.ts";
 import type { Pool } from "../pool/pool.ts";
 import type { Registry } from "../pool/registry.ts";
-import { Framer } from "../protocol/framer.ts";
-import { parseErrorFields, startupMessage, TERMINATE } from "../protocol/messages.ts";
-import { B_AUTHENTICATION, B_ERROR_RESPONSE, B_READY_FOR_QUERY } from "../protocol/tags.ts";
 
 /** A background login runs for a server target when no pool has logged in to it for this long; at most one at a time. */
 export const CHECK_INTERVAL_MS = 2000;
@@ -66,37 +62,14 @@ export interface HostHealth {
 }
 
 /** Logs in to the server as a server connection does (startup, authentication) and leaves at ReadyForQuery. */
-export function loginCheck(target: ServerTarget, timeoutMs = CHECK_TIMEOUT_MS): Promise<LoginResult> {
-  const auth = new ServerAuth(target.user, target.password);
-  const framer = new Framer(1 << 20);
+export async function loginCheck(target: ServerTarget, timeoutMs = CHECK_TIMEOUT_MS): Promise<LoginResult> {
   const where = `${target.host}:${target.port}`;
-  return oneShot<LoginResult>(target.host, target.port, timeoutMs, {
-    hello: startupMessage({ user: target.user, database: target.database, application_name: "pgbun health check" }),
-    failed: (why) => ({ ok: false, error: why.startsWith("cannot connect") ? why : `${where}: ${why}`, code: null }),
-    data(chunk, send, finish) {
-      framer.feed(chunk, {
-        frame(tag, buf, start, end) {
-          switch (tag) {
-            case B_AUTHENTICATION: {
-              const reply = auth.handle(buf, start, end);
-              if (reply !== null) send(reply);
-              return;
-            }
-            case B_ERROR_RESPONSE: {
-              const f = parseErrorFields(buf, start, end);
-              const code = f.get("C") ?? null;
-              finish({ ok: false, error: `login to ${where} as "${target.user}" failed: ${f.get("M") ?? "no message"} (SQLSTATE ${code ?? "?"})`, code });
-              return;
-            }
-            case B_READY_FOR_QUERY:
-              send(TERMINATE);
-              finish({ ok: true, error: null, code: null });
-              return;
-          }
-        },
-      });
-    },
-  });
+  const r = await oneShotSession(target, "pgbun health check", timeoutMs, null);
+  if (r.ok) return { ok: true, error: null, code: null };
+  if (r.stage === "connect" || r.stage === "auth") {
+    return { ok: false, error: r.message.startsWith("cannot connect") ? r.message : `${where}: ${r.message}`, code: null };
+  }
+  return { ok: false, error: `login to ${where} as "${target.user}" failed: ${r.message} (SQLSTATE ${r.code ?? "?"})`, code: r.code };
 }
 
 export class HealthMonitor {

@@ -177,6 +177,24 @@ export function parseErrorFields(buf: Uint8Array, start: number, end: number): M
   return fields;
 }
 
+/** A DataRow's values as text (NULL as null). */
+export function dataRowValues(buf: Uint8Array, start: number, end: number): Array<string | null> {
+  const n = (buf[start + 5]! << 8) | buf[start + 6]!;
+  const out: Array<string | null> = [];
+  let at = start + 7;
+  for (let i = 0; i < n && at + 4 <= end; i++) {
+    const len = readInt32(buf, at);
+    at += 4;
+    if (len < 0) {
+      out.push(null);
+      continue;
+    }
+    out.push(decodeText(buf, at, at + len));
+    at += len;
+  }
+  return out;
+}
+
 export function parseParameterStatus(buf: Uint8Array, start: number, end: number): [string, string] {
   const [name, next] = readCString(buf, start + 5, end);
   const [value] = readCString(buf, next, end);
