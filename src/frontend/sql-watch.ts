@@ -18,10 +18,22 @@ export interface EffectSink {
 
 const utf8 = new TextDecoder();
 
-/** Letters a statement with effects can start with: c(reate) d(eclare) l(isten) p(repare) r(eset) s(et, select) u(nlisten) w(ith). */
-function mayHaveEffects(first: number): boolean {
-  const b = first | 0x20;
-  return b === 0x73 || b === 0x63 || b === 0x64 || b === 0x6c || b === 0x70 || b === 0x72 || b === 0x75 || b === 0x77;
+/**
+ * Whether a statement starting at `at` may have effects, read off its bytes without decoding them: it starts with
+ * c(reate) d(eclare) l(isten) p(repare) r(eset) u(nlisten) w(ith) or set; a SELECT only when it names an advisory lock
+ * ("y_l") or a temporary table ("temp"). SELECT is most of what goes by: most of them are settled in a few bytes.
+ */
+function mayHaveEffects(buf: Uint8Array, at: number, end: number): boolean {
+  const b = buf[at]! | 0x20;
+  if (b === 0x63 || b === 0x64 || b === 0x6c || b === 0x70 || b === 0x72 || b === 0x75 || b === 0x77) return true;
+  if (b !== 0x73) return false;
+  if ((buf[at + 1]! | 0x20) === 0x65 && (buf[at + 2]! | 0x20) === 0x74) return true; // set
+  for (let i = at + 3; i + 3 < end; i++) {
+    const x = buf[i]! | 0x20;
+    if (x === 0x79 && buf[i + 1] === 0x5f && (buf[i + 2]! | 0x20) === 0x6c) return true; // y_l
+    if (x === 0x74 && (buf[i + 1]! | 0x20) === 0x65 && (buf[i + 2]! | 0x20) === 0x6d && (buf[i + 3]! | 0x20) === 0x70) return true; // temp
+  }
+  return false;
 }
 
 export class SqlWatch {
@@ -46,7 +58,7 @@ export class SqlWatch {
         }
         while (at < end && (buf[at] === 0x20 || buf[at] === 0x0a || buf[at] === 0x09 || buf[at] === 0x0d)) at++;
         const semi = tag === F_QUERY ? buf.indexOf(0x3b, at) : -1;
-        const e = mayHaveEffects(buf[at]!) || (semi >= 0 && semi < end) ? effectsOf(readCString(buf, at, end)[0]) : null;
+        const e = mayHaveEffects(buf, at, end) || (semi >= 0 && semi < end) ? effectsOf(readCString(buf, at, end)[0]) : null;
         if (tag === F_QUERY) {
           if (e !== null) this.sink.effects(e);
         } else if (e !== null) {
