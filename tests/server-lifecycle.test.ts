@@ -149,3 +149,33 @@ test("a server whose cleanup never answers is closed after server_connect_timeou
     proxy.stop();
   }
 });
+
+test("named Parses waiting for a server count against the client's bound: pgbun stops reading instead of holding them all", async () => {
+  const b = await pgbun("transaction", 1);
+  const holder = await client(b);
+  holder.send(msg.query("BEGIN"));
+  await holder.untilReady();
+  const c = await client(b);
+  const socket = (c as unknown as { socket: { write(b: Uint8Array): number } }).socket;
+  const before = rssMiB(b.proc.pid);
+  // About 150 MB of Parse messages while the pool's only server is busy: what waits must stay near the bound.
+  const text = "SELECT '" + "x".repeat(60_000) + "'";
+  const deadline = Date.now() + 4000;
+  let sent = 0;
+  for (let i = 0; i < 2500 && Date.now() < deadline; i++) {
+    let m = msg.parse(`s${i}`, text);
+    while (m.length > 0 && Date.now() < deadline) {
+      const n = socket.write(m);
+      if (n > 0) {
+        sent += n;
+        m = m.subarray(n);
+      } else await Bun.sleep(5);
+    }
+  }
+  await Bun.sleep(300);
+  const growth = rssMiB(b.proc.pid) - before;
+  console.log(`sent ${(sent / 2 ** 20).toFixed(0)} MiB of Parse while waiting; pgbun RSS grew ${growth.toFixed(1)} MiB`);
+  expect(growth).toBeLessThan(40);
+  holder.close();
+  c.close();
+});

@@ -306,7 +306,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     if (this.rewrite && (tag === F_PARSE || tag === F_BIND || tag === F_DESCRIBE || tag === F_CLOSE || tag === F_QUERY)) {
       const action = tag === F_QUERY ? sqlStatementCommand(this, buf, start, end) : this.statementAction(tag, buf, start, end);
       if (action !== null) {
-        this.dispatch(action, tag);
+        this.dispatch(action, tag, end - start);
         return;
       }
     }
@@ -374,10 +374,10 @@ export class ClientConn implements FrameSink, LinkedClient {
     return { kind: "use", tag, info, msg: withStatementName(buf, start, end, span, info.serverName), original: buf.subarray(start, end) };
   }
 
-  private dispatch(action: StatementAction, tag: number): void {
+  private dispatch(action: StatementAction, tag: number, size: number): void {
     const server = this.server;
     if (server !== null && this.mayForward(server, tag)) {
-      if (!runAction(server, action)) this.pending.push(action);
+      if (!runAction(server, action)) this.keep(action, size);
       return;
     }
     if (action.kind === "reply" && this.nothingPending && server === null) {
@@ -386,8 +386,15 @@ export class ClientConn implements FrameSink, LinkedClient {
       return;
     }
     this.gatherWaiting();
-    this.pending.push(action);
+    this.keep(action, size);
     this.acquireFor(tag);
+  }
+
+  /** An action waits for its server: it counts against the bound on what a client may have waiting, as bytes do. */
+  private keep(action: StatementAction, size: number): void {
+    this.pending.push(action);
+    this.pendingBytes += size;
+    if (this.pendingBytes > HIGH_WATER) this.pauseReading(true);
   }
 
   /** read_write_split: whether the request waiting for a server may go to a replica, and as what. */
