@@ -313,3 +313,19 @@ describe("the per-server cache", () => {
     a.close();
   });
 });
+
+test("one client may hold at most 10,000 named statements; the next Parse fails like any error and the connection goes on", async () => {
+  const a = await client();
+  const parses: Uint8Array[] = [];
+  for (let i = 0; i < 10_000; i++) parses.push(msg.parse(`many${i}`, "SELECT 1"));
+  a.send(concat(...parses, sync));
+  const first = await rows(a);
+  expect(first.length).toBe(10_001);
+  expect(first.at(-1)).toBe("Z:I");
+  a.send(concat(msg.parse("one_more", "SELECT 1"), sync));
+  const m = await a.untilReady();
+  expect(m).toEqual(["E:54000", "Z:I"]);
+  a.send(concat(msg.close("S", "many0"), msg.parse("one_more", "SELECT 1"), sync));
+  expect(await rows(a)).toEqual(["3", "1", "Z:I"]);
+  a.close();
+});

@@ -42,6 +42,15 @@ import { endsRequest, type ReadKind, readKindOf, type ReadRoute, routeCut } from
 /** CloseComplete for a name the client never prepared: PostgreSQL answers that too, without an error. */
 const CLOSE_UNKNOWN: MadeUpReply = closeCompleteFor(() => {});
 
+/** Named statements one client may hold in transaction and statement mode: pgbun keeps each one's Parse. */
+const MAX_CLIENT_STATEMENTS = 10_000;
+const TOO_MANY_STATEMENTS = errorResponse({
+  severity: "ERROR",
+  code: "54000",
+  message: `pgbun: more than ${MAX_CLIENT_STATEMENTS} prepared statements on one connection`,
+  hint: "close (DEALLOCATE) statements the application no longer uses, or use pool_mode = session",
+});
+
 export type ClientState = "login" | "idle" | "waiting" | "active" | "closed";
 
 let nextClientId = 1;
@@ -347,6 +356,7 @@ export class ClientConn implements FrameSink, LinkedClient {
       if (this.statements.has(name)) {
         return { kind: "fail", error: errorResponse({ severity: "ERROR", code: "42P05", message: `prepared statement "${name}" already exists` }) };
       }
+      if (this.statements.size >= MAX_CLIENT_STATEMENTS) return { kind: "fail", error: TOO_MANY_STATEMENTS };
       // Settings that change what the text means (search_path, DateStyle, TimeZone...) are part of its identity.
       const serverName = serverStatementName(buf, end, span, this.statementScope());
       const info: PreparedInfo = { serverName, parse: withStatementName(buf, start, end, span, serverName), shape: null, parsing: 0, failed: false };
