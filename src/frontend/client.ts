@@ -6,16 +6,14 @@ import { TRACKED_PARAMS, parseOptions } from "../backend/params.ts";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
 import { ForwardRange } from "../net/forward-range.ts";
-import { closeCompleteFor } from "../backend/statement-cache.ts";
-import type { MadeUpReply } from "../backend/reply-tracker.ts";
 import { HIGH_WATER, Outbox } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
 import { readInt32 } from "../protocol/writer.ts";
 import { backendKeyData, errorResponse, parameterStatus, READY_IDLE } from "../protocol/messages.ts";
 import { TX_IDLE } from "../protocol/tags.ts";
-import { type PreparedInfo, serverStatementName, statementNameSpan, withStatementName } from "../protocol/statements.ts";
-import { sqlStatementCommand, type StatementAction } from "./statements.ts";
+import type { PreparedInfo } from "../protocol/statements.ts";
+import { protocolStatementAction, sqlStatementCommand, type StatementAction } from "./statements.ts";
 import {
   F_BIND,
   F_CLOSE,
@@ -39,23 +37,11 @@ import type { ListenHub } from "../notify/hub.ts";
 import { type Effects, SqlWatch } from "./sql-watch.ts";
 import { endsRequest, type ReadKind, readKindOf, type ReadRoute, routeCut } from "./read-route.ts";
 
-/** CloseComplete for a name the client never prepared: PostgreSQL answers that too, without an error. */
-const CLOSE_UNKNOWN: MadeUpReply = closeCompleteFor(() => {});
-
-/** Named statements one client may hold in transaction and statement mode: pgbun keeps each one's Parse. */
-const MAX_CLIENT_STATEMENTS = 10_000;
-const TOO_MANY_STATEMENTS = errorResponse({
-  severity: "ERROR",
-  code: "54000",
-  message: `pgbun: more than ${MAX_CLIENT_STATEMENTS} prepared statements on one connection`,
-  hint: "close (DEALLOCATE) statements the application no longer uses, or use pool_mode = session",
-});
 
 export type ClientState = "login" | "idle" | "waiting" | "active" | "closed";
 
 let nextClientId = 1;
 
-const utf8 = new TextDecoder();
 
 /** Carries out a statement action on the server; false when the server holds the client first (the action must run again). */
 function runAction(server: ServerConn, a: StatementAction): boolean {
@@ -156,7 +142,7 @@ export class ClientConn implements FrameSink, LinkedClient {
   }
 
   /** paramsKey() without application_name, which changes no statement's meaning: what server statements are scoped by. */
-  private statementScope(): string {
+  statementScope(): string {
     const key = this.paramsKey();
     const app = this.wanted.get("application_name");
     return app === undefined ? key : key.replace("application_name=" + app + "\u0000", "");
@@ -313,7 +299,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     }
     if (this.watch !== null && (tag === F_QUERY || tag === F_PARSE || tag === F_BIND || tag === F_EXECUTE)) this.watch.see(tag, buf, start, end);
     if (this.rewrite && (tag === F_PARSE || tag === F_BIND || tag === F_DESCRIBE || tag === F_CLOSE || tag === F_QUERY)) {
-      const action = tag === F_QUERY ? sqlStatementCommand(this, buf, start, end) : this.statementAction(tag, buf, start, end);
+      const action = tag === F_QUERY ? sqlStatementCommand(this, buf, start, end) : protocolStatementAction(this, tag, buf, start, end);
       if (action !== null) {
         this.dispatch(action, tag, end - start);
         return;
@@ -345,43 +331,6 @@ export class ClientConn implements FrameSink, LinkedClient {
     if (this.state !== "idle" || (this.pool!.splitsReads && !endsRequest(tag))) return;
     this.waitStartedAt = performance.now();
     this.pool!.acquire(this);
-  }
-
-  /** A message naming one of this client's statements, turned into what pgbun does instead; null to forward as it is. */
-  private statementAction(tag: number, buf: Uint8Array, start: number, end: number): StatementAction | null {
-    const span = statementNameSpan(tag, buf, start, end);
-    if (span === null || span[0] === span[1]) return null; // unnamed statements pass through untouched
-    const name = utf8.decode(buf.subarray(span[0], span[1]));
-    if (tag === F_PARSE) {
-      if (this.statements.has(name)) {
-        return { kind: "fail", error: errorResponse({ severity: "ERROR", code: "42P05", message: `prepared statement "${name}" already exists` }) };
-      }
-      if (this.statements.size >= MAX_CLIENT_STATEMENTS) return { kind: "fail", error: TOO_MANY_STATEMENTS };
-      // Settings that change what the text means (search_path, DateStyle, TimeZone...) are part of its identity.
-      const serverName = serverStatementName(buf, end, span, this.statementScope());
-      const info: PreparedInfo = { serverName, parse: withStatementName(buf, start, end, span, serverName), shape: null, parsing: 0, failed: false };
-      this.statements.set(name, info);
-      const forget = () => {
-        if (this.statements.get(name) === info) this.statements.delete(name);
-      };
-      return { kind: "parse", info, forget };
-    }
-    if (tag === F_CLOSE) {
-      // Closing only forgets this client's name: the server-side statement may serve others.
-      const closed = this.statements.get(name);
-      if (closed === undefined) return { kind: "reply", reply: CLOSE_UNKNOWN };
-      this.statements.delete(name);
-      return {
-        kind: "reply",
-        reply: closeCompleteFor(() => {
-          if (!this.statements.has(name)) this.statements.set(name, closed);
-        }),
-      };
-    }
-    const info = this.statements.get(name);
-    // Unknown names go on unchanged: the server answers 26000 "prepared statement ... does not exist" as it would directly.
-    if (info === undefined) return null;
-    return { kind: "use", tag, info, msg: withStatementName(buf, start, end, span, info.serverName), original: buf.subarray(start, end) };
   }
 
   private dispatch(action: StatementAction, tag: number, size: number): void {

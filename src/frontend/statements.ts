@@ -1,8 +1,10 @@
 // What pgbun does instead of forwarding a client's statement commands in transaction and statement mode.
 
-import { readyForQuery } from "../protocol/messages.ts";
-import { queryText, type PreparedInfo } from "../protocol/statements.ts";
+import { closeCompleteFor } from "../backend/statement-cache.ts";
 import type { MadeUpReply } from "../backend/reply-tracker.ts";
+import { errorResponse, readyForQuery } from "../protocol/messages.ts";
+import { queryText, serverStatementName, statementNameSpan, withStatementName, type PreparedInfo } from "../protocol/statements.ts";
+import { F_CLOSE, F_PARSE } from "../protocol/tags.ts";
 
 export type StatementAction =
   /** Parse of a new named statement. */
@@ -17,6 +19,64 @@ export type StatementAction =
 interface StatementOwner {
   readonly statements: Map<string, PreparedInfo>;
 }
+
+/** The client, as its protocol-level statements need it. */
+interface ClientStatements extends StatementOwner {
+  /** What server statements are scoped by: the settings that change what a text means. */
+  statementScope(): string;
+}
+
+/** Named statements one client may hold in transaction and statement mode: pgbun keeps each one's Parse. */
+const MAX_CLIENT_STATEMENTS = 10_000;
+const TOO_MANY_STATEMENTS = errorResponse({
+  severity: "ERROR",
+  code: "54000",
+  message: `pgbun: more than ${MAX_CLIENT_STATEMENTS} prepared statements on one connection`,
+  hint: "close (DEALLOCATE) statements the application no longer uses, or use pool_mode = session",
+});
+
+/** CloseComplete for a name the client never prepared: PostgreSQL answers that too, without an error. */
+const CLOSE_UNKNOWN: MadeUpReply = closeCompleteFor(() => {});
+
+const utf8 = new TextDecoder();
+
+/** A protocol message naming one of the client's statements, turned into what pgbun does instead; null to forward as it is. */
+export function protocolStatementAction(owner: ClientStatements, tag: number, buf: Uint8Array, start: number, end: number): StatementAction | null {
+  const span = statementNameSpan(tag, buf, start, end);
+  if (span === null || span[0] === span[1]) return null; // unnamed statements pass through untouched
+  const name = utf8.decode(buf.subarray(span[0], span[1]));
+  if (tag === F_PARSE) {
+    if (owner.statements.has(name)) {
+      return { kind: "fail", error: errorResponse({ severity: "ERROR", code: "42P05", message: `prepared statement "${name}" already exists` }) };
+    }
+    if (owner.statements.size >= MAX_CLIENT_STATEMENTS) return { kind: "fail", error: TOO_MANY_STATEMENTS };
+    // Settings that change what the text means (search_path, DateStyle, TimeZone...) are part of its identity.
+    const serverName = serverStatementName(buf, end, span, owner.statementScope());
+    const info: PreparedInfo = { serverName, parse: withStatementName(buf, start, end, span, serverName), shape: null, parsing: 0, failed: false };
+    owner.statements.set(name, info);
+    const forget = () => {
+      if (owner.statements.get(name) === info) owner.statements.delete(name);
+    };
+    return { kind: "parse", info, forget };
+  }
+  if (tag === F_CLOSE) {
+    // Closing only forgets this client's name: the server-side statement may serve others.
+    const closed = owner.statements.get(name);
+    if (closed === undefined) return { kind: "reply", reply: CLOSE_UNKNOWN };
+    owner.statements.delete(name);
+    return {
+      kind: "reply",
+      reply: closeCompleteFor(() => {
+        if (!owner.statements.has(name)) owner.statements.set(name, closed);
+      }),
+    };
+  }
+  const info = owner.statements.get(name);
+  // Unknown names go on unchanged: the server answers 26000 "prepared statement ... does not exist" as it would directly.
+  if (info === undefined) return null;
+  return { kind: "use", tag, info, msg: withStatementName(buf, start, end, span, info.serverName), original: buf.subarray(start, end) };
+}
+
 
 const DEALLOCATE_ALL = /^\s*(?:DEALLOCATE\s+(?:PREPARE\s+)?ALL|DISCARD\s+ALL)\s*;?\s*$/i;
 const DEALLOCATE_ONE = /^\s*DEALLOCATE\s+(?:PREPARE\s+)?(?:"((?:[^"]|"")+)"|([A-Za-z_][\w$]*))\s*;?\s*$/i;
