@@ -65,6 +65,7 @@ const DEFAULTS: Settings = {
   shutdown_timeout: 30,
   max_packet_size: 1073741824,
   max_prepared_statements: 200,
+  prepare_unnamed: false,
   admin_users: [],
   stats_users: [],
   stats_listen: null,

@@ -41,6 +41,7 @@ export interface Settings {
   shutdown_timeout: number;
   max_packet_size: number;
   max_prepared_statements: number;
+  prepare_unnamed: boolean;
   admin_users: string[];
   stats_users: string[];
   stats_listen: Address | null;
@@ -198,6 +199,7 @@ export const SETTINGS: { readonly [K in keyof Settings]: SettingSpec<Settings[K]
   shutdown_timeout: seconds(30, "on SIGTERM, how long transactions in flight may take to finish"),
   max_packet_size: int(1 << 30, 1024, 2 ** 31 - 1, "largest protocol message accepted, in bytes (PostgreSQL's own limit is 1 GB)"),
   max_prepared_statements: int(200, 0, 1_000_000, "prepared statements tracked per server in transaction and statement mode (0: off)"),
+  prepare_unnamed: bool(false, "transaction and statement mode: an unnamed Parse seen before binds a statement pgbun prepared on that server, so PostgreSQL skips parse and planning"),
   admin_users: { kind: "list", default: [], help: "users allowed every command on the admin console (database pgbun)" },
   stats_users: { kind: "list", default: [], help: "users allowed the read-only SHOW commands on the admin console" },
   stats_listen: { kind: "address?", default: null, help: "host:port of the HTTP /metrics, /healthz and /stats endpoint (unset or empty: off)" },
