@@ -5,6 +5,7 @@ import type { Outbox } from "../net/outbox.ts";
 import type { PoolStats } from "../pool/stats.ts";
 import type { CloseReason } from "./close-reason.ts";
 import type { ServerConn } from "./server.ts";
+import type { KnownStatements } from "./statement-cache.ts";
 import type { ClientListens } from "../notify/client-listens.ts";
 
 /** connecting: logging in; idle: in the pool; active: linked to a client; cleanup: no client, finishing a rollback,
@@ -18,6 +19,8 @@ export interface ServerOwner {
   readonly maxPacketSize: number;
   /** Size of each server's prepared-statement cache (max_prepared_statements). */
   readonly maxPrepared: number;
+  /** Statements this pool's servers prepared successfully, by content name. */
+  readonly knownStatements: KnownStatements;
   /** The reset query to run when a client leaves ("" for none). */
   readonly resetQuery: string;
   /** The only way a server's state changes: moves it between the pool's per-state collections. */

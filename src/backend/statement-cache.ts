@@ -43,6 +43,27 @@ export const STALE_PLAN_ERROR = errorResponse({
   routine: "RevalidateCachedQuery",
 });
 
+/** Content names a pool's servers prepared successfully: a client's Parse of one is answered without a server. */
+export class KnownStatements {
+  private readonly names = new Set<string>();
+  constructor(private readonly limit = 10_000) {}
+
+  has(name: string): boolean {
+    return this.names.has(name);
+  }
+
+  add(name: string): void {
+    if (this.names.has(name)) return;
+    // Bounded: the oldest name is forgotten (its next Parse just goes to a server again).
+    if (this.names.size >= this.limit) this.names.delete(this.names.values().next().value!);
+    this.names.add(name);
+  }
+
+  delete(name: string): void {
+    this.names.delete(name);
+  }
+}
+
 export class StatementCache {
   /** Statements prepared here by content name, least recently used first. */
   readonly prepared = new Map<string, ServerStatement>();
@@ -88,9 +109,10 @@ export class StatementCache {
   /**
    * A client's Parse of a named statement. It always reaches PostgreSQL, so the client gets a plan made now, as it
    * would directly; a statement of the same content already here (maybe planned before some DDL) is closed first.
-   * `forget` undoes the client's name if PostgreSQL fails or skips the Parse.
+   * `forget` undoes the client's name if PostgreSQL fails or skips the Parse. `internal`: pgbun already answered the
+   * client's Parse (a lazy statement made where first used), so ParseComplete is not forwarded; an error still is.
    */
-  parse(info: PreparedInfo, forget: () => void): void {
+  parse(info: PreparedInfo, forget: () => void, internal = false): void {
     const s = this.server;
     if (s.tracker.skipTillSync) {
       forget();
@@ -102,15 +124,17 @@ export class StatementCache {
     this.evictFor(1);
     const stmt = this.add(name);
     info.parsing = s.tracker.syncsSent + 1;
-    s.tracker.sent(F_PARSE, 0, {
+    s.tracker.sent(F_PARSE, internal ? INTERNAL : 0, {
       answered: () => {
         info.parsing = 0;
+        s.owner.knownStatements.add(name);
         s.unhold();
       },
       skipped: () => {
         if (this.prepared.get(name) === stmt) this.prepared.delete(name);
+        s.owner.knownStatements.delete(name);
         info.parsing = 0;
-        info.failed = true;
+        if (!internal) info.failed = true;
         forget();
         s.unhold();
       },
@@ -146,6 +170,12 @@ export class StatementCache {
       s.tracker.sent(tag);
       s.outbox!.send(renamed);
       return true;
+    }
+    if (info.lazy) {
+      // The Parse pgbun answered happens now, here, as parse() makes it: a plan made now. If it fails, this request
+      // shows the error, and the next use tries again.
+      info.lazy = false;
+      this.parse(info, () => (info.lazy = true), true);
     }
     const name = info.serverName;
     let stmt = this.prepared.get(name);

@@ -148,6 +148,10 @@ export class ClientConn implements FrameSink, LinkedClient {
     return app === undefined ? key : key.replace("application_name=" + app + "\u0000", "");
   }
 
+  parseAnswerable(serverName: string): boolean {
+    return this.server === null && this.nothingPending && this.pool!.statementKnown?.(serverName) === true;
+  }
+
   setWanted(name: string, value: string | undefined): void {
     if (value === undefined) this.wanted.delete(name);
     else this.wanted.set(name, value);

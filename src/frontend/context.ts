@@ -16,6 +16,8 @@ export interface ClientPool {
   readonly local?: boolean;
   /** read_write_split: requests are routed whole (a replica for reads), so a client waits for a request's end to ask. */
   readonly splitsReads?: boolean;
+  /** Whether a server of this pool prepared the statement of that content name successfully. */
+  statementKnown?(serverName: string): boolean;
   /** The listening connection LISTEN goes through in transaction and statement mode (pools of servers only). */
   listenHub?(): ListenHub;
   /** The server parameters clients are shown at login; null until a server has logged in. */

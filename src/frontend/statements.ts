@@ -4,7 +4,7 @@ import { closeCompleteFor } from "../backend/statement-cache.ts";
 import type { MadeUpReply } from "../backend/reply-tracker.ts";
 import { errorResponse, readyForQuery } from "../protocol/messages.ts";
 import { queryText, serverStatementName, statementNameSpan, withStatementName, type PreparedInfo } from "../protocol/statements.ts";
-import { F_CLOSE, F_PARSE } from "../protocol/tags.ts";
+import { B_PARSE_COMPLETE, F_CLOSE, F_PARSE } from "../protocol/tags.ts";
 
 export type StatementAction =
   /** Parse of a new named statement. */
@@ -20,10 +20,16 @@ interface StatementOwner {
   readonly statements: Map<string, PreparedInfo>;
 }
 
+/** ParseComplete for a Parse pgbun answers itself; if PostgreSQL would have skipped it, the name goes again. */
+const PARSE_COMPLETE = Uint8Array.of(B_PARSE_COMPLETE, 0, 0, 0, 4);
+
 /** The client, as its protocol-level statements need it. */
 interface ClientStatements extends StatementOwner {
   /** What server statements are scoped by: the settings that change what a text means. */
   statementScope(): string;
+  /** Whether a Parse of this server statement may be answered at once: no server linked, nothing waiting, and the
+   *  pool's servers prepared it before. */
+  parseAnswerable(serverName: string): boolean;
 }
 
 /** Named statements one client may hold in transaction and statement mode: pgbun keeps each one's Parse. */
@@ -52,11 +58,24 @@ export function protocolStatementAction(owner: ClientStatements, tag: number, bu
     if (owner.statements.size >= MAX_CLIENT_STATEMENTS) return { kind: "fail", error: TOO_MANY_STATEMENTS };
     // Settings that change what the text means (search_path, DateStyle, TimeZone...) are part of its identity.
     const serverName = serverStatementName(buf, end, span, owner.statementScope());
-    const info: PreparedInfo = { serverName, parse: withStatementName(buf, start, end, span, serverName), shape: null, parsing: 0, failed: false };
+    const info: PreparedInfo = {
+      serverName,
+      parse: withStatementName(buf, start, end, span, serverName),
+      shape: null,
+      parsing: 0,
+      failed: false,
+      lazy: false,
+    };
     owner.statements.set(name, info);
     const forget = () => {
       if (owner.statements.get(name) === info) owner.statements.delete(name);
     };
+    if (owner.parseAnswerable(serverName)) {
+      // Known to parse: answered now, made on whichever server its first Bind or Describe reaches. A client preparing
+      // synchronously (pgbench -M prepared) never waits here behind clients holding every server.
+      info.lazy = true;
+      return { kind: "reply", reply: { bytes: () => PARSE_COMPLETE, skipped: forget } };
+    }
     return { kind: "parse", info, forget };
   }
   if (tag === F_CLOSE) {

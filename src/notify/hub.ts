@@ -2,6 +2,7 @@
 // clients' channels, and hands each notification to every client subscribed to its channel.
 
 import { type CloseReason, describeClose } from "../backend/close-reason.ts";
+import { KnownStatements } from "../backend/statement-cache.ts";
 import { ServerConn, type ServerOwner, type ServerState, type ServerTarget } from "../backend/server.ts";
 import type { PoolMode } from "../config/schema.ts";
 import { clock } from "../clock.ts";
@@ -26,6 +27,8 @@ export function quoteChannel(channel: string): string {
 export class ListenHub implements ServerOwner {
   readonly mode: PoolMode = "session";
   readonly maxPrepared = 0;
+  /** Never used: the listening connection prepares no client statements. */
+  readonly knownStatements = new KnownStatements(1);
   readonly resetQuery = "";
   draining = false;
   private conn: ServerConn | null = null;

@@ -1,6 +1,7 @@
 // One pool per (database, user): its server connections, one collection per server state, the FIFO of clients
 // waiting for a server, and its counters.
 
+import { KnownStatements } from "../backend/statement-cache.ts";
 import { type CloseReason, describeClose } from "../backend/close-reason.ts";
 import { ServerConn, type ServerOwner, type ServerState, type ServerTarget } from "../backend/server.ts";
 import type { PoolMode, Settings } from "../config/schema.ts";
@@ -74,6 +75,11 @@ export class Pool implements ServerOwner, ClientPool {
   }
   get maxPacketSize(): number {
     return this.settings().max_packet_size;
+  }
+  readonly knownStatements = new KnownStatements();
+  /** A client's Parse of a statement some server here prepared needs no server (it is made where first used). */
+  statementKnown(name: string): boolean {
+    return this.knownStatements.has(name);
   }
   get maxPrepared(): number {
     return this.settings().max_prepared_statements;

@@ -73,6 +73,11 @@ export class Router implements ClientPool, PoolHooks, ClusterListener {
   }
 
   /** LISTEN goes to the primary of the moment the client logged in; a failover ends it (08006) and the client listens again. */
+  statementKnown(name: string): boolean {
+    for (const p of this.pools.values()) if (p.knownStatements.has(name)) return true;
+    return false;
+  }
+
   listenHub(): ListenHub {
     return this.defaultPool().listenHub();
   }

@@ -127,4 +127,6 @@ export interface PreparedInfo {
   parsing: number;
   /** PostgreSQL skipped its Parse after an earlier error: the statement never existed. */
   failed: boolean;
+  /** pgbun answered its Parse itself (the pool knew the statement): it is made, freshly, where it is first used. */
+  lazy: boolean;
 }
