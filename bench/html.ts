@@ -1,7 +1,7 @@
 // The HTML page of a run: an inline SVG bar chart of pgbun's throughput ratios, the table, latency and memory; no external assets.
 
 import { haLines } from "./ha.ts";
-import { addedLatencyLines, CPU_NOTE, cpuTable, durationText, idleMemoryLines, markdownTable, RATIO_NOTE, ratio, rows, type BenchResults } from "./report.ts";
+import { addedLatencyLines, CPU_NOTE, cpuTable, durationText, extraTargetLines, FAILED_NOTE, idleMemoryLines, markdownTable, RATIO_NOTE, ratio, rows, TLS_NOTE, tlsCpuTable, tlsTable, type BenchResults } from "./report.ts";
 
 const esc = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 
@@ -77,8 +77,9 @@ ${esc(`${r.settings.poolMode} pooling, pool size ${r.settings.poolSize}, max_cli
 <h2>Throughput ratios (above 1.00: pgbun is faster)</h2>
 ${ratioChart(r)}
 <h2>Median TPS and average latency</h2>
-<p>${esc(RATIO_NOTE)}</p>
+<p>${esc(RATIO_NOTE)} ${esc(FAILED_NOTE)}</p>
 ${tableHtml(markdownTable(r.points))}
+${list(extraTargetLines(r.points))}
 <h2>Pooler CPU per transaction (lower is better)</h2>
 <p>${esc(CPU_NOTE)}</p>
 ${tableHtml(cpuTable(r.points))}
@@ -86,6 +87,7 @@ ${tableHtml(cpuTable(r.points))}
 ${list(addedLatencyLines(r.addedLatency))}
 <h2>Memory per idle client</h2>
 ${r.idleMemory.length ? list(idleMemoryLines(r.idleMemory)) : "<p>not measured</p>"}
+${r.tls?.length ? `<h2>TLS on the client side</h2><p>${esc(TLS_NOTE)}</p>${tableHtml(tlsTable(r.tls))}<p>Pooler CPU per transaction (µs):</p>${tableHtml(tlsCpuTable(r.tls))}` : ""}
 ${r.ha ? `<h2>High availability</h2>${list(haLines(r.ha))}` : ""}
 ${r.notes.length ? `<h2>Notes</h2>${list(r.notes)}` : ""}
 </body></html>

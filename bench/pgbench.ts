@@ -15,13 +15,21 @@ export interface PgbenchResult {
   ok: boolean;
   tps: number | null;
   latencyMs: number | null;
+  /** pgbench's "number of failed transactions" (serialization and deadlock failures it retried or gave up on). */
   failed: number | null;
+  /**
+   * Clients pgbench aborted on an error ("client N script 0 aborted in command ..."): each lost the transaction it was
+   * in and ran no more, and pgbench exits 2. Absent from older results.
+   */
+  abortedClients?: number;
   transactions: number | null;
   connectMs: number | null;
   /** CPU the pooler process used during the run (its logins included), when the target is one process we can watch. */
   poolerCpuMs?: number | null;
   /** Why ok is false: pgbench's exit code and its last error lines, or a timeout. */
   error?: string;
+  /** pgbench outlived -T plus the grace and was killed: whatever it did is unknown (a stalled run). */
+  killed?: boolean;
 }
 
 export interface PgbenchTarget {
@@ -72,18 +80,23 @@ export function parsePgbench(out: string, exitCode: number): PgbenchResult {
   const failed = number(out, /^number of failed transactions: (\d+)/m);
   const transactions = number(out, /^number of transactions actually processed: (\d+)/m);
   const connectMs = number(out, /^initial connection time = ([\d.]+) ms/m);
+  const abortedClients = out.match(/\bclient \d+ (?:script \d+ )?aborted\b/g)?.length ?? 0;
   const ok = exitCode === 0 && tps !== null && latencyMs !== null;
-  const result: PgbenchResult = { ok, tps, latencyMs, failed, transactions, connectMs };
+  const result: PgbenchResult = { ok, tps, latencyMs, failed, abortedClients, transactions, connectMs };
   if (!ok && exitCode === 0 && transactions === 0) {
     result.error = "pgbench completed no transaction within -T (connecting its clients took longer than that)";
   } else if (!ok) {
     const errors = out.split("\n").filter((l) => /error|abort|FATAL|could not/i.test(l));
-    result.error = `pgbench exit ${exitCode}: ${(errors.slice(-3).join(" | ") || out.trim().split("\n").slice(-2).join(" | ")).slice(0, 400)}`;
+    result.error = `pgbench exit ${exitCode}${abortedClients ? `, ${abortedClients} clients aborted` : ""}: ${(errors.slice(-3).join(" | ") || out.trim().split("\n").slice(-2).join(" | ")).slice(0, 400)}`;
   }
   return result;
 }
 
-/** Runs pgbench, killing it when it outlives -T by more than the grace (connection setup of 1000 clients included). */
+/**
+ * Runs pgbench, killing it when it outlives -T by more than the grace (connection setup of 1000 clients included, or
+ * a client stuck in a synchronous call such as PQprepare that the -T clock cannot interrupt): a stalled run ends as
+ * an error saying so, never as a hang.
+ */
 export async function runPgbench(p: PgbenchPoint, seconds: number, t: PgbenchTarget, graceSeconds = 60): Promise<PgbenchResult> {
   const proc = Bun.spawn(["pgbench", ...pgbenchArgs(p, seconds, t)], {
     stdin: "ignore",
@@ -99,6 +112,6 @@ export async function runPgbench(p: PgbenchPoint, seconds: number, t: PgbenchTar
   const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   clearTimeout(timer);
   const result = parsePgbench(`${out}\n${err}`, code);
-  if (timedOut) return { ...result, ok: false, error: `pgbench killed after ${seconds + graceSeconds} s` };
+  if (timedOut) return { ...result, ok: false, killed: true, error: `pgbench stalled: killed after ${seconds + graceSeconds} s (-T ${seconds} plus ${graceSeconds} s), its transactions and failures unknown` };
   return result;
 }

@@ -19,9 +19,18 @@ export interface TargetResult {
   medianCpuUsPerXact?: number | null;
   /** pgbench's "number of failed transactions", summed over the rounds. */
   failedTransactions: number;
+  /** Clients pgbench aborted on an error, summed over the rounds: each lost its transaction (absent in older results). */
+  abortedClients?: number;
+  /** Runs that failed (pgbench exit status, no result) or stalled and were killed, of runs.length. */
+  failedRuns?: number;
+  /** Of failedRuns, those that stalled past -T plus the grace and were killed: their failures are unknown. */
+  stalledRuns?: number;
 }
 
-/** Targets are "pgbun", "PgBouncer", "direct", and "pgbun-wN" for pgbun with N workers at the workers point. */
+/**
+ * Targets are "pgbun", "PgBouncer", "direct", and the extra targets of EXTRA_TARGETS, each measured at a few points:
+ * "pgbun-wN" (pgbun with N workers), "pgbun prepare_unnamed", "pgbun unix" and "PgBouncer unix".
+ */
 export interface PointResult extends PgbenchPoint {
   name: string;
   threads: number;
@@ -43,6 +52,8 @@ export interface BenchResults {
   machine: Machine;
   versions: Record<string, string>;
   settings: { poolMode: string; poolSize: number; maxClientConn: number; pgMaxConnections: number; auth: string };
+  /** The extra targets this run measured (keys of EXTRA_TARGETS, "pgbun-wN" for any worker count) and what each is. */
+  extraTargets?: Record<string, string>;
   points: PointResult[];
   addedLatency: AddedLatency[];
   idleMemory: IdleMemoryResult[];
@@ -63,19 +74,23 @@ export function median(xs: number[]): number | null {
 export function summarise(runs: PgbenchResult[]): TargetResult {
   const ok = runs.filter((r) => r.ok);
   const failedTransactions = runs.reduce((n, r) => n + (r.failed ?? 0), 0);
-  if (ok.length === 0) return { status: "error", reason: runs.map((r) => r.error).find(Boolean) ?? "no run", runs, medianTps: null, medianLatencyMs: null, failedTransactions };
+  const abortedClients = runs.reduce((n, r) => n + (r.abortedClients ?? 0), 0);
+  const failedRuns = runs.length - ok.length;
+  const stalledRuns = runs.filter((r) => r.killed).length;
+  const counts = { failedTransactions, abortedClients, failedRuns, stalledRuns };
+  if (ok.length === 0) return { status: "error", reason: runs.map((r) => r.error).find(Boolean) ?? "no run", runs, medianTps: null, medianLatencyMs: null, ...counts };
   return {
     status: "ok",
     runs,
     medianTps: median(ok.map((r) => r.tps!)),
     medianLatencyMs: median(ok.map((r) => r.latencyMs!)),
     medianCpuUsPerXact: median(ok.filter((r) => r.poolerCpuMs != null && r.transactions).map((r) => (r.poolerCpuMs! * 1000) / r.transactions!)),
-    failedTransactions,
+    ...counts,
   };
 }
 
 export function notRun(status: "unsupported" | "skipped", reason: string): TargetResult {
-  return { status, reason, runs: [], medianTps: null, medianLatencyMs: null, failedTransactions: 0 };
+  return { status, reason, runs: [], medianTps: null, medianLatencyMs: null, failedTransactions: 0, abortedClients: 0, failedRuns: 0, stalledRuns: 0 };
 }
 
 /**
@@ -97,7 +112,7 @@ export function newPoint(p: PgbenchPoint, threads: number, seconds: number): Poi
   return { ...p, name: pointName(p), threads, seconds, targets: {} };
 }
 
-/** One table row per point, plus one per extra pgbun worker count measured at that point. */
+/** One table row per point, plus one per extra target (or pair of them) measured at that point. */
 export interface Row {
   label: string;
   pgbun: TargetResult | undefined;
@@ -105,14 +120,30 @@ export interface Row {
   direct: TargetResult | undefined;
 }
 
+export const PREPARE_UNNAMED_KEY = "pgbun prepare_unnamed";
+export const PGBUN_UNIX_KEY = "pgbun unix";
+export const PGBOUNCER_UNIX_KEY = "PgBouncer unix";
+
+/** What each extra target is, for the report's notes and the JSON. */
+export const EXTRA_TARGETS: Record<string, string> = {
+  "pgbun-wN": "pgbun with workers = N (SO_REUSEPORT processes sharing the pool size), beside the same PgBouncer and direct runs",
+  [PREPARE_UNNAMED_KEY]: "pgbun with prepare_unnamed = true, beside the same PgBouncer and direct runs (the point's first row is pgbun with it off)",
+  [PGBUN_UNIX_KEY]: "pgbun reaching PostgreSQL over its Unix socket (database host = the socket folder); pgbench still connects to pgbun over TCP",
+  [PGBOUNCER_UNIX_KEY]: "PgBouncer reaching PostgreSQL over its Unix socket (host=the socket folder); pgbench still connects to it over TCP",
+};
+
 export function rows(points: PointResult[]): Row[] {
   const out: Row[] = [];
   for (const p of points) {
-    out.push({ label: p.name, pgbun: p.targets.pgbun, pgbouncer: p.targets.PgBouncer, direct: p.targets.direct });
-    for (const [key, t] of Object.entries(p.targets)) {
+    const t = p.targets;
+    out.push({ label: p.name, pgbun: t.pgbun, pgbouncer: t.PgBouncer, direct: t.direct });
+    for (const [key, r] of Object.entries(t)) {
       const m = key.match(/^pgbun-w(\d+)$/);
-      if (m) out.push({ label: `${p.name}, pgbun ${m[1]} workers`, pgbun: t, pgbouncer: p.targets.PgBouncer, direct: p.targets.direct });
+      if (m) out.push({ label: `${p.name}, pgbun ${m[1]} workers`, pgbun: r, pgbouncer: t.PgBouncer, direct: t.direct });
     }
+    if (t[PREPARE_UNNAMED_KEY]) out.push({ label: `${p.name}, pgbun prepare_unnamed`, pgbun: t[PREPARE_UNNAMED_KEY], pgbouncer: t.PgBouncer, direct: t.direct });
+    // Both poolers over the socket side by side; direct is pgbench over TCP, as in every other row.
+    if (t[PGBUN_UNIX_KEY] || t[PGBOUNCER_UNIX_KEY]) out.push({ label: `${p.name}, poolers over Unix socket`, pgbun: t[PGBUN_UNIX_KEY], pgbouncer: t[PGBOUNCER_UNIX_KEY], direct: t.direct });
   }
   return out;
 }
@@ -122,12 +153,30 @@ const cell = (t: TargetResult | undefined, value: (t: TargetResult) => string): 
   if (t.status !== "ok") return t.status;
   return value(t);
 };
-const tpsCell = (t: TargetResult | undefined) => cell(t, (x) => Math.round(x.medianTps!).toString() + (x.failedTransactions ? ` (${x.failedTransactions} failed)` : ""));
+const tpsCell = (t: TargetResult | undefined) => cell(t, (x) => Math.round(x.medianTps!).toString());
 const latCell = (t: TargetResult | undefined) => cell(t, (x) => x.medianLatencyMs!.toFixed(3));
 const ratioCell = (r: number | null) => (r === null ? "-" : r.toFixed(2));
 
+/**
+ * Failed transactions of one target over all rounds: pgbench's own count plus one per client it aborted on an error
+ * (each lost the transaction it was in); "+ k failed runs" when k runs ended in an error, "+ k stalled runs" when k
+ * were killed past -T (what they lost is unknown); "-" when the target did not run the point.
+ */
+export function failedText(t: TargetResult | undefined): string {
+  if (!t || t.status === "unsupported" || t.status === "skipped") return "-";
+  const n = t.failedTransactions + (t.abortedClients ?? 0);
+  const stalled = t.stalledRuns ?? t.runs.filter((r) => r.killed).length;
+  const failed = (t.failedRuns ?? t.runs.filter((r) => !r.ok).length) - stalled;
+  const plural = (k: number, what: string) => (k ? ` + ${k} ${what} run${k > 1 ? "s" : ""}` : "");
+  return `${n}${plural(failed, "failed")}${plural(stalled, "stalled")}`;
+}
+
+export const FAILED_HEADER = "failed pgbun/PgBouncer/direct";
+export const FAILED_NOTE =
+  'failed: transactions pgbench counted as failed plus clients it aborted on an error, summed over the rounds, for pgbun / PgBouncer / direct; "+ k failed runs": runs that ended in an error; "+ k stalled runs": runs killed after outliving -T by the grace, their losses unknown (see the notes).';
+
 export function markdownTable(points: PointResult[]): string {
-  const header = ["point", "pgbun TPS", "PgBouncer TPS", "direct TPS", "pgbun ms", "PgBouncer ms", "direct ms", "pgbun/PgBouncer", "pgbun/direct"];
+  const header = ["point", "pgbun TPS", "PgBouncer TPS", "direct TPS", "pgbun ms", "PgBouncer ms", "direct ms", FAILED_HEADER, "pgbun/PgBouncer", "pgbun/direct"];
   const body = rows(points).map((r) => [
     r.label,
     tpsCell(r.pgbun),
@@ -136,6 +185,7 @@ export function markdownTable(points: PointResult[]): string {
     latCell(r.pgbun),
     latCell(r.pgbouncer),
     latCell(r.direct),
+    [r.pgbun, r.pgbouncer, r.direct].map(failedText).join(" / "),
     ratioCell(ratio(r.pgbun, r.pgbouncer)),
     ratioCell(ratio(r.pgbun, r.direct)),
   ]);
@@ -168,7 +218,7 @@ export function cpuTable(points: PointResult[]): string {
 
 /** Client-side TLS: each pooler with and without it (same process, same round), and pgbun's TLS beside PgBouncer's. */
 export function tlsTable(points: PointResult[]): string {
-  const header = ["point", "pgbun plain", "pgbun TLS", "pgbun TLS/plain", "PgBouncer plain", "PgBouncer TLS", "PgBouncer TLS/plain", "pgbun/PgBouncer, TLS"];
+  const header = ["point", "pgbun plain", "pgbun TLS", "pgbun TLS/plain", "PgBouncer plain", "PgBouncer TLS", "PgBouncer TLS/plain", "pgbun/PgBouncer, TLS", "failed pgbun/TLS, PgBouncer/TLS"];
   const body = points.map((p) => {
     const t = p.targets;
     return [
@@ -180,6 +230,7 @@ export function tlsTable(points: PointResult[]): string {
       tpsCell(t["PgBouncer TLS"]),
       ratioCell(ratio(t["PgBouncer TLS"], t.PgBouncer)),
       ratioCell(ratio(t["pgbun TLS"], t["PgBouncer TLS"])),
+      `${failedText(t.pgbun)}/${failedText(t["pgbun TLS"])}, ${failedText(t.PgBouncer)}/${failedText(t["PgBouncer TLS"])}`,
     ];
   });
   return layout(header, body);
@@ -226,6 +277,14 @@ export function durationText(r: BenchResults): string {
 
 export const RATIO_NOTE = "TPS and ms are medians across rounds; each ratio is the median of the per-round ratios of runs made back to back.";
 
+/** One line per extra target measured in these points: which rows it makes and what it is. */
+export function extraTargetLines(points: PointResult[]): string[] {
+  const keys = new Set(points.flatMap((p) => Object.keys(p.targets)).map((k) => k.replace(/^pgbun-w\d+$/, "pgbun-wN")));
+  return Object.entries(EXTRA_TARGETS)
+    .filter(([k]) => keys.has(k))
+    .map(([k, what]) => `${k}: ${what}; at ${points.filter((p) => Object.keys(p.targets).some((t) => t.replace(/^pgbun-w\d+$/, "pgbun-wN") === k)).map((p) => p.name).join(", ")}`);
+}
+
 export function textReport(r: BenchResults): string {
   const v = r.versions;
   const m = r.machine;
@@ -237,6 +296,8 @@ export function textReport(r: BenchResults): string {
     "",
     markdownTable(r.points),
     RATIO_NOTE,
+    FAILED_NOTE,
+    ...extraTargetLines(r.points).map((l) => `  ${l}`),
     "",
     "Pooler CPU per transaction (lower is better):",
     cpuTable(r.points),

@@ -6,11 +6,12 @@ import { LOGIN, resetTpcb, startBenchDatabase } from "./database.ts";
 import { htmlPage } from "./html.ts";
 import { plannedRuns, runMatrix, warmUp, type MatrixOptions, type MatrixTarget } from "./matrix.ts";
 import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
-import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, secondsFor, WORKERS_POINTS } from "./plan.ts";
-import { textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
+import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, PREPARE_UNNAMED_POINTS, samePoint, secondsFor, UNIX_POINTS, WORKERS_POINTS } from "./plan.ts";
+import { EXTRA_TARGETS, PGBOUNCER_UNIX_KEY, PGBUN_UNIX_KEY, PREPARE_UNNAMED_KEY, textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
 import { commandVersion, ensureFileLimit, machine } from "./system.ts";
 import { runTlsPoints } from "./tls.ts";
 import { runHaBench, type HaResults } from "./ha.ts";
+import type { PgbenchPoint } from "./pgbench.ts";
 import { findPgbouncer, pgbouncerSupportsPrepared, pgbouncerVersion, pgbunHasWorkers, startPgbouncer, startPgbunTarget, type RunningPooler } from "./targets.ts";
 
 const REPO = join(import.meta.dir, "..");
@@ -49,7 +50,7 @@ function gitRevision(): string {
 }
 
 say(`starting PostgreSQL (max_connections ${PG_MAX_CONNECTIONS}) and pgbench -i -s ${opts.scale} ...`);
-const { pg, secret } = await startBenchDatabase({ maxConnections: PG_MAX_CONNECTIONS, scale: opts.scale, auth: opts.auth });
+const { pg, secret, socketDir } = await startBenchDatabase({ maxConnections: PG_MAX_CONNECTIONS, scale: opts.scale, auth: opts.auth });
 
 const bouncerBin = findPgbouncer();
 const bouncerVersion = bouncerBin ? pgbouncerVersion(bouncerBin) : null;
@@ -67,23 +68,33 @@ if (extraWorkers.length > 0 && !hasWorkers) {
   notes.push("--workers was asked for, but this pgbun has no --workers option: only 1 worker was measured");
 }
 
+const points = planPoints(opts.quick, opts.onlyNew);
+// An extra target measured only at some points starts only if one of them is in this run's plan.
+const planned = (only: PgbenchPoint[]) => points.some((p) => only.some((q) => samePoint(p, q)));
+
 const settings = { poolSize: POOL_SIZE, maxClientConn: MAX_CLIENT_CONN, auth: opts.auth };
 const pgbun = await startPgbunTarget(pg.port, settings);
 const bouncer = bouncerBin ? await startPgbouncer(bouncerBin, pg.port, secret, settings) : null;
-const workerPoolers = hasWorkers ? await Promise.all(extraWorkers.map((w) => startPgbunTarget(pg.port, settings, w))) : [];
+const workerPoolers = hasWorkers && planned(WORKERS_POINTS) ? await Promise.all(extraWorkers.slice(0, 1).map((w) => startPgbunTarget(pg.port, settings, w))) : [];
+// pgbun with prepare_unnamed = true, and both poolers over PostgreSQL's Unix socket (pgbench reaches them over TCP).
+const pgbunUnnamed = planned(PREPARE_UNNAMED_POINTS) ? await startPgbunTarget(pg.port, settings, 1, undefined, { prepareUnnamed: true }) : null;
+const pgbunUnix = planned(UNIX_POINTS) ? await startPgbunTarget(pg.port, settings, 1, undefined, { socketDir }) : null;
+const bouncerUnix = bouncerBin && planned(UNIX_POINTS) ? await startPgbouncer(bouncerBin, pg.port, secret, settings, undefined, { socketDir }) : null;
 
 const directMax = PG_MAX_CONNECTIONS - DIRECT_HEADROOM;
-const poolerTarget = (key: string, p: RunningPooler, exclude: MatrixTarget["exclude"] = () => null, watchCpu = true): MatrixTarget => ({
+const poolerTarget = (key: string, p: RunningPooler, exclude: MatrixTarget["exclude"] = () => null, watchCpu = true, only?: PgbenchPoint[]): MatrixTarget => ({
   key,
   port: p.port,
   exclude,
   alive: p.alive,
   logTail: p.logTail,
   ...(watchCpu ? { pid: p.pid } : {}),
+  ...(only ? { only } : {}),
 });
+const bouncerExclude: MatrixTarget["exclude"] = (p) => (p.mode === "prepared" && !bouncerPrepared ? { status: "unsupported", reason: `PgBouncer ${bouncerVersion} in transaction mode` } : null);
 const targets: MatrixTarget[] = [
   poolerTarget("pgbun", pgbun),
-  ...(bouncer ? [poolerTarget("PgBouncer", bouncer, (p) => (p.mode === "prepared" && !bouncerPrepared ? { status: "unsupported", reason: `PgBouncer ${bouncerVersion} in transaction mode` } : null))] : []),
+  ...(bouncer ? [poolerTarget("PgBouncer", bouncer, bouncerExclude)] : []),
   {
     key: "direct",
     port: pg.port,
@@ -91,7 +102,11 @@ const targets: MatrixTarget[] = [
     alive: () => true,
     logTail: () => "",
   },
-  ...workerPoolers.map((w, i) => poolerTarget(`pgbun-w${extraWorkers[i]}`, w, () => null, false)),
+  // Only the first extra worker count is measured (a note says so when more were asked for).
+  ...workerPoolers.map((w) => poolerTarget(`pgbun-w${extraWorkers[0]}`, w, () => null, false, WORKERS_POINTS)),
+  ...(pgbunUnnamed ? [poolerTarget(PREPARE_UNNAMED_KEY, pgbunUnnamed, () => null, true, PREPARE_UNNAMED_POINTS)] : []),
+  ...(pgbunUnix ? [poolerTarget(PGBUN_UNIX_KEY, pgbunUnix, () => null, true, UNIX_POINTS)] : []),
+  ...(bouncerUnix ? [poolerTarget(PGBOUNCER_UNIX_KEY, bouncerUnix, bouncerExclude, true, UNIX_POINTS)] : []),
 ];
 
 const matrixOptions: MatrixOptions = {
@@ -99,18 +114,16 @@ const matrixOptions: MatrixOptions = {
   seconds: (p) => secondsFor(p, opts),
   ...LOGIN,
   beforeTpcb: () => resetTpcb(pg),
-  ...(workerPoolers.length ? { onlyAt: { key: `pgbun-w${extraWorkers[0]}`, points: WORKERS_POINTS } } : {}),
 };
 if (extraWorkers.length > 1) notes.push(`only ${extraWorkers[0]} workers were measured; further worker counts are ignored`);
 
-const points = planPoints(opts.quick);
-const planned = plannedRuns(points, targets, matrixOptions);
-say(`${points.length} points through ${targets.map((t) => t.key).join(", ")}, ${opts.rounds} round(s): ${planned.runs} pgbench runs, ${planned.seconds} s of -T in all`);
+const plan = plannedRuns(points, targets, matrixOptions);
+say(`${points.length} points through ${targets.map((t) => t.key).join(", ")}, ${opts.rounds} round(s): ${plan.runs} pgbench runs, ${plan.seconds} s of -T in all`);
 
 await warmUp(targets, matrixOptions, opts.quick ? 1 : 2, opts.quick ? ["extended"] : ["simple", "extended", "prepared"]);
 const results: PointResult[] = await runMatrix(points, targets, matrixOptions);
 
-for (const p of [...workerPoolers, ...(bouncer ? [bouncer] : []), pgbun]) await p.stop();
+for (const p of [...workerPoolers, ...[bouncerUnix, pgbunUnix, pgbunUnnamed, bouncer].filter((x): x is RunningPooler => x !== null), pgbun]) await p.stop();
 
 // Added latency at one client: the pooler's median latency minus direct's, in each mode measured at c=1.
 const addedLatency: AddedLatency[] = [];
@@ -165,6 +178,7 @@ const report: BenchResults = {
     pgbun: `${(await Bun.file(join(REPO, "package.json")).json()).version} at ${gitRevision()}`,
   },
   settings: { poolMode: "transaction", poolSize: POOL_SIZE, maxClientConn: MAX_CLIENT_CONN, pgMaxConnections: PG_MAX_CONNECTIONS, auth: `${opts.auth} logins` },
+  extraTargets: Object.fromEntries(Object.entries(EXTRA_TARGETS).filter(([k]) => targets.some((t) => t.key.replace(/^pgbun-w\d+$/, "pgbun-wN") === k))),
   points: results,
   addedLatency,
   idleMemory,
@@ -177,9 +191,11 @@ function failureNotes(points: PointResult[]): string[] {
   const out: string[] = [];
   for (const p of points) {
     for (const [key, t] of Object.entries(p.targets)) {
-      const errors = t.runs.filter((r) => !r.ok).length;
-      if (errors) out.push(`${p.name} through ${key}: ${errors} of ${t.runs.length} runs failed (${t.runs.find((r) => !r.ok)?.error})`);
+      const errors = t.runs.filter((r) => !r.ok);
+      const killed = errors.filter((r) => r.killed).length;
+      if (errors.length) out.push(`${p.name} through ${key}: ${errors.length} of ${t.runs.length} runs failed${killed ? ` (${killed} stalled past -T and killed)` : ""}: ${errors[0]!.error}`);
       if (t.failedTransactions) out.push(`${p.name} through ${key}: ${t.failedTransactions} failed transactions`);
+      if (t.abortedClients) out.push(`${p.name} through ${key}: pgbench aborted ${t.abortedClients} clients on errors`);
     }
   }
   return out;

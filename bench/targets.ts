@@ -3,6 +3,7 @@
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writeConfig } from "../tests/harness/config-file.ts";
 import { startPgbun, type PgbunProcess } from "../tests/harness/pgbun.ts";
 import { freePort } from "../tests/harness/postgres.ts";
 import { undoIfKilled } from "../tests/harness/watchdog.ts";
@@ -23,6 +24,18 @@ export interface RunningPooler {
   alive(): boolean;
   /** The pooler's own log so far, for a failure report. */
   logTail(): string;
+}
+
+/** How a pooler reaches PostgreSQL: TCP on 127.0.0.1:port (default), or the Unix socket .s.PGSQL.port in socketDir. */
+export interface Upstream {
+  /** The folder of PostgreSQL's Unix socket (unix_socket_directories); absent: TCP on 127.0.0.1. */
+  socketDir?: string;
+}
+
+/** pgbun's own settings beyond PgBouncer's, for the extra targets. */
+export interface PgbunExtras extends Upstream {
+  /** prepare_unnamed = true (--prepare-unnamed). */
+  prepareUnnamed?: boolean;
 }
 
 /** A certificate and key for client TLS (prefer: each client chooses TLS or plain text). */
@@ -84,14 +97,14 @@ async function waitForPort(port: number, proc: Bun.Subprocess, timeoutMs: number
  * The userlist holds PostgreSQL's own secret from pg_authid (an md5 hash or a SCRAM verifier), as in production:
  * PgBouncer logs into the server with the hash, or with the SCRAM keys its client proved.
  */
-export async function startPgbouncer(bin: string, pgPort: number, secret: string, s: PoolerSettings, tls?: ClientTlsFiles): Promise<RunningPooler> {
+export async function startPgbouncer(bin: string, pgPort: number, secret: string, s: PoolerSettings, tls?: ClientTlsFiles, upstream: Upstream = {}): Promise<RunningPooler> {
   const dir = mkdtempSync(join(tmpdir(), "pgbun-bench-pgbouncer-"));
   const port = await freePort();
   // Copied beside the ini, so that the postgres user PgBouncer runs as can read them.
   if (tls) for (const [from, to] of [[tls.cert, "server.crt"], [tls.key, "server.key"]] as const) writeFileSync(join(dir, to), readFileSync(from), { mode: 0o600 });
   const tlsIni = tls ? `client_tls_sslmode = prefer\nclient_tls_cert_file = ${join(dir, "server.crt")}\nclient_tls_key_file = ${join(dir, "server.key")}\n` : "";
   const ini = `[databases]
-postgres = host=127.0.0.1 port=${pgPort} dbname=postgres
+postgres = host=${upstream.socketDir ?? "127.0.0.1"} port=${pgPort} dbname=postgres
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -140,13 +153,30 @@ ${tlsIni}`;
     await stop();
     throw new Error(`PgBouncer ${(err as Error).message}:\n${tail}`);
   }
-  return { name: "PgBouncer", port, pid: proc.pid, stop, logTail, alive: () => proc.exitCode === null && proc.signalCode === null };
+  return { name: upstream.socketDir ? "PgBouncer over the Unix socket" : "PgBouncer", port, pid: proc.pid, stop, logTail, alive: () => proc.exitCode === null && proc.signalCode === null };
+}
+
+/**
+ * The database and user --upstream would give, as a config file: a URL's host cannot be a folder, and a host that
+ * starts with / is the folder of PostgreSQL's Unix socket (as in libpq and PgBouncer).
+ */
+function socketConfig(socketDir: string, pgPort: number): string {
+  return writeConfig(`[databases.postgres]
+host = ${JSON.stringify(socketDir)}
+port = ${pgPort}
+dbname = "postgres"
+user = "postgres"
+password = "postgres"
+
+[users.postgres]
+password = "postgres"
+`);
 }
 
 /** pgbun in transaction mode in front of pgPort with the same pool size and client limit as PgBouncer. */
-export async function startPgbunTarget(pgPort: number, s: PoolerSettings, workers = 1, tls?: ClientTlsFiles): Promise<RunningPooler> {
+export async function startPgbunTarget(pgPort: number, s: PoolerSettings, workers = 1, tls?: ClientTlsFiles, extras: PgbunExtras = {}): Promise<RunningPooler> {
   const args = [
-    "--upstream", `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`,
+    ...(extras.socketDir ? ["--config", socketConfig(extras.socketDir, pgPort)] : ["--upstream", `postgres://postgres:postgres@127.0.0.1:${pgPort}/postgres`]),
     "--pool-mode", "transaction",
     "--pool-size", String(s.poolSize),
     "--max-client-conn", String(s.maxClientConn),
@@ -155,10 +185,12 @@ export async function startPgbunTarget(pgPort: number, s: PoolerSettings, worker
     "--no-log-disconnections",
     ...(workers > 1 ? ["--workers", String(workers)] : []),
     ...(tls ? ["--client-tls-sslmode", "prefer", "--client-tls-cert-file", tls.cert, "--client-tls-key-file", tls.key] : []),
+    ...(extras.prepareUnnamed ? ["--prepare-unnamed"] : []),
   ];
   const p: PgbunProcess = await startPgbun(args, { timeoutMs: 30_000 });
+  const variant = [workers > 1 ? `${workers} workers` : "", extras.prepareUnnamed ? "prepare_unnamed" : "", extras.socketDir ? "over the Unix socket" : ""].filter(Boolean).join(", ");
   return {
-    name: workers > 1 ? `pgbun ${workers} workers` : "pgbun",
+    name: variant ? `pgbun ${variant}` : "pgbun",
     port: p.port,
     pid: p.proc.pid,
     async stop() {

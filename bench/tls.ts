@@ -35,7 +35,7 @@ export async function runTlsPoints(pgPort: number, secret: string, s: PoolerSett
   );
   try {
     await warmUp(targets, o, warmSeconds, ["simple"]);
-    return await runMatrix(TLS_POINTS, targets, { ...o, onlyAt: undefined });
+    return await runMatrix(TLS_POINTS, targets, o);
   } finally {
     for (const [, p] of poolers) await p.stop();
   }

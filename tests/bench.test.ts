@@ -1,9 +1,9 @@
 // The benchmark's own arithmetic: parsing pgbench, medians, the plan, and the table (the runs themselves are `bun run bench`).
 
 import { describe, expect, test } from "bun:test";
-import { parsePgbench } from "../bench/pgbench.ts";
-import { parseOptions, planPoints, secondsFor } from "../bench/plan.ts";
-import { markdownTable, median, newPoint, summarise, type PointResult } from "../bench/report.ts";
+import { parsePgbench, runPgbench } from "../bench/pgbench.ts";
+import { graceFor, parseOptions, planPoints, pointName, PREPARE_UNNAMED_POINTS, samePoint, secondsFor, TPCB_PREPARED, UNIX_POINTS } from "../bench/plan.ts";
+import { failedText, markdownTable, median, newPoint, summarise, type PointResult } from "../bench/report.ts";
 
 const PGBENCH_OUT = `pgbench (15.18 (Debian 15.18-0+deb12u1))
 transaction type: <builtin: select only>
@@ -47,13 +47,37 @@ describe("bench", () => {
     expect(s.failedTransactions).toBe(2);
   });
 
-  test("the full plan covers every mode at 1, 10, 100 and 1000 clients and TPC-B at 10 and 100", () => {
+  test("the full plan covers every mode at 1, 10, 100 and 1000 clients, TPC-B at 10 and 100, and TPC-B -M prepared at 100", () => {
     const names = planPoints(false).map((p) => `${p.script}/${p.mode}/${p.clients}`);
-    expect(names).toHaveLength(14);
+    expect(names).toHaveLength(15);
     for (const c of [1, 10, 100, 1000]) for (const m of ["simple", "extended", "prepared"]) expect(names).toContain(`select-only/${m}/${c}`);
     expect(names).toContain("tpcb/simple/10");
     expect(names).toContain("tpcb/simple/100");
+    expect(names).toContain("tpcb/prepared/100");
     expect(planPoints(true).length).toBeLessThan(8);
+  });
+
+  test("every extra target's points are in the full plan, and the quick plan holds some of each; --only-new keeps just those", () => {
+    const full = planPoints(false);
+    const quick = planPoints(true);
+    for (const only of [PREPARE_UNNAMED_POINTS, UNIX_POINTS, [TPCB_PREPARED]]) {
+      for (const p of only) expect(full.some((q) => samePoint(p, q))).toBe(true);
+      expect(quick.some((q) => only.some((p) => samePoint(p, q)))).toBe(true);
+    }
+    const fresh = planPoints(false, true).map(pointName);
+    expect(fresh).toEqual(["-S simple c=10", "-S extended c=10", "-S simple c=100", "-S extended c=100", "TPC-B prepared c=100"]);
+    expect(parseOptions(["--only-new"]).onlyNew).toBe(true);
+    // A client stuck past -T costs at most 20 s below 1000 clients.
+    expect(graceFor(TPCB_PREPARED)).toBe(20);
+    expect(graceFor({ script: "select-only", mode: "simple", clients: 1000 })).toBe(60);
+  });
+
+  test("parsePgbench counts clients pgbench aborted, and the run is an error naming them", () => {
+    const aborted = PGBENCH_OUT + 'pgbench: error: client 7 script 0 aborted in command 4 query 0: ERROR:  query_wait_timeout\npgbench: error: client 9 script 0 aborted in command 1 query 0: ERROR:  query_wait_timeout\npgbench: fatal: Run was aborted; the above results are incomplete.\n';
+    const r = parsePgbench(aborted, 2);
+    expect(r).toMatchObject({ ok: false, abortedClients: 2, failed: 0 });
+    expect(r.error).toContain("2 clients aborted");
+    expect(parsePgbench(PGBENCH_OUT, 0).abortedClients).toBe(0);
   });
 
   test("options: defaults, workers, and a bad value named with the usage", () => {
@@ -81,6 +105,48 @@ describe("bench", () => {
     expect(lines[3]).toContain("pgbun 2 workers");
     expect(lines[3]).toMatch(/\| +0\.55 \|$/);
   });
+
+  test("prepare_unnamed and Unix-socket rows sit under their point with their own ratios and failure counts", () => {
+    const point: PointResult = newPoint({ script: "select-only", mode: "extended", clients: 100 }, 2, 3);
+    const ok = (tps: number, failed = 0) => summarise([{ ok: true, tps, latencyMs: 10000 / tps, failed, abortedClients: 0, transactions: tps * 3, connectMs: 1 }]);
+    point.targets.pgbun = ok(1000);
+    point.targets.PgBouncer = ok(1000);
+    point.targets.direct = ok(2000);
+    point.targets["pgbun prepare_unnamed"] = ok(1500, 3);
+    point.targets["pgbun unix"] = ok(1200);
+    point.targets["PgBouncer unix"] = ok(1100);
+    const lines = markdownTable([point]).split("\n");
+    expect(lines[0]).toContain("failed pgbun/PgBouncer/direct");
+    expect(lines).toHaveLength(5);
+    expect(lines[2]).toMatch(/^\| -S extended c=100 +\|.*\| +0 \/ 0 \/ 0 \| +1\.00 \| +0\.50 \|$/);
+    expect(lines[3]).toMatch(/^\| -S extended c=100, pgbun prepare_unnamed +\| +1500 \| +1000 \| +2000 \|.*\| +3 \/ 0 \/ 0 \| +1\.50 \| +0\.75 \|$/);
+    expect(lines[4]).toMatch(/^\| -S extended c=100, poolers over Unix socket +\| +1200 \| +1100 \| +2000 \|.*\| +1\.09 \| +0\.60 \|$/);
+  });
+
+  test("failures: aborted clients count, failed and stalled runs are named, targets that did not run show -", () => {
+    const bad = { ok: false, tps: null, latencyMs: null, failed: null, abortedClients: 0, transactions: null, connectMs: null, killed: true, error: "pgbench stalled" };
+    const good = { ok: true, tps: 100, latencyMs: 1, failed: 1, abortedClients: 0, transactions: 300, connectMs: 1 };
+    const aborted = { ...good, ok: false, abortedClients: 4, error: "pgbench exit 2" };
+    expect(failedText(summarise([good, bad, aborted, aborted]))).toBe("11 + 2 failed runs + 1 stalled run");
+    expect(failedText(summarise([bad]))).toBe("0 + 1 stalled run");
+    expect(failedText(summarise([good]))).toBe("1");
+    expect(failedText({ status: "unsupported", runs: [], medianTps: null, medianLatencyMs: null, failedTransactions: 0 })).toBe("-");
+    expect(failedText(undefined)).toBe("-");
+  });
+
+  test("a pgbench that stalls past -T is killed after the grace and reported as stalled, not waited for", async () => {
+    // A listener that accepts and never answers: pgbench waits for the server's first reply and -T cannot stop it.
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const t0 = performance.now();
+      const r = await runPgbench({ script: "select-only", mode: "prepared", clients: 2 }, 1, { port: silent.port, user: "postgres", password: "x", db: "postgres" }, 2);
+      expect(performance.now() - t0).toBeLessThan(8000);
+      expect(r).toMatchObject({ ok: false, killed: true });
+      expect(r.error).toContain("stalled");
+    } finally {
+      silent.stop(true);
+    }
+  }, 15_000);
 });
 
 describe("bench ratios", () => {
