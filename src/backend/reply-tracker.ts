@@ -100,6 +100,10 @@ export class ReplyTracker {
   txStatus = TX_IDLE;
   /** Syncs sent so far: a request after a Sync belongs to a later group than one before it. */
   syncsSent = 0;
+  /** Simple Queries sent so far (each destroys the unnamed statement). */
+  queriesSent = 0;
+  /** The next ReadyForQuery ends a group pgbun sends again (unnamed-reuse.ts): it is swallowed. */
+  swallowNextReady = false;
   /** The attachment of the entry that was at the head when the last message arrived. */
   headAttachment: Attachment | undefined = undefined;
 
@@ -171,6 +175,7 @@ export class ReplyTracker {
     switch (tag) {
       case F_QUERY:
       case F_FUNCTION_CALL:
+        if (tag === F_QUERY) this.queriesSent++;
         this.push(K_QUERY | flags, a);
         this.inExtended = false;
         return true;
@@ -290,6 +295,10 @@ export class ReplyTracker {
         break;
       case B_READY_FOR_QUERY:
         this.txStatus = status;
+        if (this.swallowNextReady) {
+          this.swallowNextReady = false;
+          action = SWALLOW;
+        }
         while (this.count > 0) {
           const k = this.kinds[this.head]! & KIND;
           this.shift(true);

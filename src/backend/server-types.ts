@@ -21,6 +21,8 @@ export interface ServerOwner {
   readonly maxPrepared: number;
   /** Statements this pool's servers prepared successfully, by content name. */
   readonly knownStatements: KnownStatements;
+  /** prepare_unnamed: content names of unnamed Parses seen (the second one prepares). */
+  readonly unnamedSeen: KnownStatements;
   /** The reset query to run when a client leaves ("" for none). */
   readonly resetQuery: string;
   /** The only way a server's state changes: moves it between the pool's per-state collections. */

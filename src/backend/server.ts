@@ -30,6 +30,7 @@ import { type CloseReason, closeReason, describeClose } from "./close-reason.ts"
 import { type InternalQuery, NO_REPLY, ParamSync, ResetDone } from "./internal-requests.ts";
 import { SessionCheck, sessionCheckSql } from "./session-check.ts";
 import { changeSql, paramChanges } from "./params.ts";
+import { UnnamedStatements } from "./unnamed-reuse.ts";
 import { FORWARD, INTERNAL, K_QUERY, KIND, REPLACE, ReplacedError, ReplyTracker, SWALLOW } from "./reply-tracker.ts";
 import { ServerAuth, ServerAuthError } from "./server-auth.ts";
 import { retryOverTls, serverChannelBinding, serverSocketHandlers } from "./server-tls.ts";
@@ -132,6 +133,8 @@ export class ServerConn implements FrameSink {
   private lastError = "";
   /** Named statements prepared here, and how a client's statements are carried out here. */
   readonly statements: StatementCache;
+  /** prepare_unnamed: the client's unnamed statement as a statement prepared here. */
+  readonly unnamed = new UnnamedStatements(this);
   /** When the client's current request began (performance.now()), for query_time. */
   requestStartedAt = 0;
 
@@ -239,10 +242,13 @@ export class ServerConn implements FrameSink {
       return;
     }
     const ready = tag === B_READY_FOR_QUERY;
+    // A reused unnamed statement's first answer: its held ParseComplete goes first, or it failed and is done again.
+    const replayed = this.unnamed.open !== null && this.unnamed.reply(tag, buf, start, end, this.dead);
     let action = this.tracker.received(tag, ready ? buf[start + 5]! : 0);
     // pgbun's own Parse or Describe failing is the client's business: PostgreSQL would have failed its request there.
     // A FATAL is the client's too: it is why the connection ends.
     if (action === SWALLOW && tag === B_ERROR_RESPONSE && ((head & KIND) !== K_QUERY || this.dead)) action = FORWARD;
+    if (replayed) action = SWALLOW; // (a held ParameterDescription, or the failed first use's error)
     const client = this.client;
     if (action === SWALLOW) {
       if ((head & KIND) === K_QUERY) (this.tracker.headAttachment as InternalQuery | undefined)?.onReply(tag, buf, start, end);

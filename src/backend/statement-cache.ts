@@ -215,6 +215,36 @@ export class StatementCache {
     return true;
   }
 
+  /** prepare_unnamed: prepares a statement here for a client's unnamed Parse; PostgreSQL's answer is the client's. */
+  prepareHere(name: string, parse: Uint8Array): ServerStatement {
+    const s = this.server;
+    if (this.stale.delete(name)) this.close(name, undefined);
+    this.evictFor(1);
+    const stmt = this.add(name);
+    s.owner.stats.prepared_statements_misses++;
+    s.owner.stats.prepared_statements_prepared++;
+    s.tracker.sent(F_PARSE, 0, {
+      answered: () => s.owner.knownStatements.add(name),
+      skipped: () => {
+        if (this.prepared.get(name) === stmt) this.prepared.delete(name);
+      },
+    });
+    s.outbox!.send(parse);
+    return stmt;
+  }
+
+  /** A statement used again: most recently used now. */
+  touch(stmt: ServerStatement): void {
+    this.prepared.delete(stmt.name);
+    this.prepared.set(stmt.name, stmt);
+    this.server.owner.stats.prepared_statements_hits++;
+  }
+
+  /** A statement found stale: pgbun closes it (the caller sends the Close) and prepares it afresh when next needed. */
+  drop(stmt: ServerStatement): void {
+    if (this.prepared.get(stmt.name) === stmt) this.prepared.delete(stmt.name);
+  }
+
   private add(name: string): ServerStatement {
     const stmt = new ServerStatement(name);
     this.prepared.set(name, stmt);

@@ -45,7 +45,15 @@ let nextClientId = 1;
 
 /** Carries out a statement action on the server; false when the server holds the client first (the action must run again). */
 function runAction(server: ServerConn, a: StatementAction): boolean {
+  if (server.unnamed.open !== null && a.kind !== "unnamed") {
+    // A reused unnamed statement awaits its outcome, and only its own requests can be sent again: this waits.
+    server.unnamed.interruptOpen();
+    return false;
+  }
   switch (a.kind) {
+    case "unnamed":
+      server.unnamed.run(a.tag, a.msg, a.serverName);
+      return true;
     case "parse":
       server.statements.parse(a.info, a.forget);
       return true;
@@ -110,6 +118,8 @@ export class ClientConn implements FrameSink, LinkedClient {
   private settingsDue: Set<string> | null = null;
   /** Transaction and statement mode: protocol-level named statements are renamed and followed across servers. */
   private rewrite = false;
+  /** prepare_unnamed: unnamed statements seen before are bound as statements prepared on the server. */
+  prepareUnnamed = false;
   /** This client's named statements: its name -> the server-side name and the Parse that creates it. */
   readonly statements = new Map<string, PreparedInfo>();
   private pendingBytes = 0;
@@ -314,9 +324,13 @@ export class ClientConn implements FrameSink, LinkedClient {
     const server = this.server;
     if (server !== null && this.mayForward(server, tag)) {
       if (server.tracker.owed === 0) server.requestStarted();
-      server.tracker.sent(tag);
-      server.outbox!.forward(buf, start, end);
-      return;
+      if (server.unnamed.open === null) {
+        server.tracker.sent(tag);
+        server.outbox!.forward(buf, start, end);
+        return;
+      }
+      // A reused unnamed statement awaits its outcome: what it may send again goes, the rest waits.
+      if (server.unnamed.other(tag, buf, start, end)) return;
     }
     const before = this.waiting.add(buf, start, end);
     if (before !== null) this.pending.push(before);
@@ -416,7 +430,20 @@ export class ClientConn implements FrameSink, LinkedClient {
     let i = 0;
     for (; i < this.pending.length && !server.held && this.gate === 0; i++) {
       const msg = this.pending[i]!;
-      if (msg instanceof Uint8Array) {
+      if (msg instanceof Uint8Array && server.unnamed.open !== null) {
+        // A reused unnamed statement awaits its outcome: message by message, up to what must wait for it.
+        let at = 0;
+        while (at < msg.length) {
+          const end = at + 1 + readInt32(msg, at + 1);
+          if (!server.unnamed.other(msg[at]!, msg, at, end)) break;
+          at = end;
+        }
+        this.pendingBytes -= at;
+        if (at < msg.length) {
+          this.pending[i] = msg.subarray(at);
+          break;
+        }
+      } else if (msg instanceof Uint8Array) {
         // A slice may hold several messages: each one owes its replies. On a replica, only those its route lets through.
         const cut = routeCut(msg, this.route, server.tracker.quiet);
         for (let at = 0; at < cut; at += 1 + readInt32(msg, at + 1)) server.tracker.sent(msg[at]!);
@@ -427,7 +454,7 @@ export class ClientConn implements FrameSink, LinkedClient {
           this.pending[i] = msg.subarray(cut);
           break;
         }
-      } else if ((this.route !== null && !this.route.pass(msg.kind === "parse" ? F_PARSE : msg.kind === "use" ? msg.tag : 0, server.tracker.quiet)) || !runAction(server, msg)) {
+      } else if ((this.route !== null && !this.route.pass(msg.kind === "parse" ? F_PARSE : msg.kind === "use" || msg.kind === "unnamed" ? msg.tag : 0, server.tracker.quiet)) || !runAction(server, msg)) {
         break; // held: this action runs again when the hold ends
       }
     }
@@ -469,6 +496,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     this.login = null;
     this.pool = pool;
     this.rewrite = pool.mode !== "session" && this.ctx.settings.max_prepared_statements > 0;
+    this.prepareUnnamed = this.rewrite && this.ctx.settings.prepare_unnamed;
     if (pool.mode !== "session" && pool.listenHub !== undefined) {
       this.hub = pool.listenHub();
       this.watch = new SqlWatch(this);

@@ -34,32 +34,35 @@ export function readKindOf(pending: ReadonlyArray<Uint8Array | StatementAction>)
   let runs = false;
   for (const item of pending) {
     if (lastTag === F_SYNC || lastTag === F_QUERY) break;
-    if (!(item instanceof Uint8Array)) {
-      if (item.kind !== "parse" && item.kind !== "use") return null;
-      sqls.push(parseSql(item.info.parse, 0, item.info.parse.length));
-      lastTag = item.kind === "parse" ? F_PARSE : item.tag;
+    // prepare_unnamed's actions carry the unnamed message as the client sent it: read as such.
+    const bytes = item instanceof Uint8Array ? item : item.kind === "unnamed" ? item.msg : null;
+    if (bytes === null) {
+      const action = item as Exclude<StatementAction, { kind: "unnamed" }>;
+      if (action.kind !== "parse" && action.kind !== "use") return null;
+      sqls.push(parseSql(action.info.parse, 0, action.info.parse.length));
+      lastTag = action.kind === "parse" ? F_PARSE : action.tag;
       if (lastTag === F_BIND) runs = true;
       continue;
     }
-    for (let at = 0; at < item.length && lastTag !== F_SYNC && lastTag !== F_QUERY; ) {
-      const tag = item[at]!;
-      const end = at + 1 + readInt32(item, at + 1);
+    for (let at = 0; at < bytes.length && lastTag !== F_SYNC && lastTag !== F_QUERY; ) {
+      const tag = bytes[at]!;
+      const end = at + 1 + readInt32(bytes, at + 1);
       lastTag = tag;
       switch (tag) {
         case F_QUERY:
-          sqls.push(readCString(item, at + 5, end)[0]);
+          sqls.push(readCString(bytes, at + 5, end)[0]);
           break;
         case F_PARSE: {
-          const [name, sqlAt] = readCString(item, at + 5, end);
-          const sql = readCString(item, sqlAt, end)[0];
+          const [name, sqlAt] = readCString(bytes, at + 5, end);
+          const sql = readCString(bytes, sqlAt, end)[0];
           if (name === "") unnamed = sql;
           sqls.push(sql);
           break;
         }
         case F_BIND: {
           // Named statements reach here only when pgbun does not follow them (max_prepared_statements = 0).
-          const [, stmtAt] = readCString(item, at + 5, end);
-          if (readCString(item, stmtAt, end)[0] !== "" || unnamed === null) return null;
+          const [, stmtAt] = readCString(bytes, at + 5, end);
+          if (readCString(bytes, stmtAt, end)[0] !== "" || unnamed === null) return null;
           runs = true;
           break;
         }

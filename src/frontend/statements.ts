@@ -14,7 +14,9 @@ export type StatementAction =
   /** A request PostgreSQL would refuse; the server is made to fail likewise and the client sees `error`. */
   | { kind: "fail"; error: Uint8Array }
   /** A reply pgbun makes up, in its place among the server's replies. */
-  | { kind: "reply"; reply: MadeUpReply };
+  | { kind: "reply"; reply: MadeUpReply }
+  /** prepare_unnamed: Parse, Bind, Describe or Close of the unnamed statement, as sent; the server decides (unnamed-reuse.ts). */
+  | { kind: "unnamed"; tag: number; msg: Uint8Array; serverName: string };
 
 interface StatementOwner {
   readonly statements: Map<string, PreparedInfo>;
@@ -30,6 +32,8 @@ interface ClientStatements extends StatementOwner {
   /** Whether a Parse of this server statement may be answered at once: no server linked, nothing waiting, and the
    *  pool's servers prepared it before. */
   parseAnswerable(serverName: string): boolean;
+  /** prepare_unnamed is on for it. */
+  readonly prepareUnnamed: boolean;
 }
 
 /** Named statements one client may hold in transaction and statement mode: pgbun keeps each one's Parse. */
@@ -49,7 +53,13 @@ const utf8 = new TextDecoder();
 /** A protocol message naming one of the client's statements, turned into what pgbun does instead; null to forward as it is. */
 export function protocolStatementAction(owner: ClientStatements, tag: number, buf: Uint8Array, start: number, end: number): StatementAction | null {
   const span = statementNameSpan(tag, buf, start, end);
-  if (span === null || span[0] === span[1]) return null; // unnamed statements pass through untouched
+  if (span === null) return null;
+  if (span[0] === span[1]) {
+    // Unnamed statements pass through untouched, unless prepare_unnamed may stand a server statement in for them.
+    if (!owner.prepareUnnamed) return null;
+    const serverName = tag === F_PARSE ? serverStatementName(buf, end, span, owner.statementScope()) : "";
+    return { kind: "unnamed", tag, msg: buf.subarray(start, end), serverName };
+  }
   const name = utf8.decode(buf.subarray(span[0], span[1]));
   if (tag === F_PARSE) {
     if (owner.statements.has(name)) {

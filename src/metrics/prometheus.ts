@@ -54,6 +54,7 @@ export function renderMetrics(reg: Registry, extra: { openClientSockets: number;
   perPool("pool_prepared_statements_hits_total", "counter", "Statement uses served by a server that already held the statement.", (p) => p.prepared_statements_hits);
   perPool("pool_prepared_statements_misses_total", "counter", "Statement uses that needed a re-prepare on the server.", (p) => p.prepared_statements_misses);
   perPool("pool_prepared_statements_evictions_total", "counter", "Statements closed to keep max_prepared_statements.", (p) => p.prepared_statements_evictions);
+  perPool("pool_prepared_statements_replays_total", "counter", "prepare_unnamed: reused statements found stale at first use, the request then sent again as it was.", (p) => p.prepared_statements_replays);
   perPool("pool_listen_subscribers", "gauge", "LISTEN subscriptions served by the pool's listening connection.", (p) => p.listen_subscribers);
   perPool("pool_notifications_delivered_total", "counter", "Notifications delivered to clients and HTTP streams.", (p) => p.notifications_delivered);
   perPool("pool_notification_clients_dropped_total", "counter", "Listeners disconnected because their unread notifications passed the bound.", (p) => p.notification_clients_dropped);

@@ -34,6 +34,7 @@ export interface PoolSnapshot {
   prepared_statements_hits: number;
   prepared_statements_misses: number;
   prepared_statements_evictions: number;
+  prepared_statements_replays: number;
   /** LISTEN in transaction mode: subscriptions held by the pool's listening connection (clients and HTTP streams). */
   listen_subscribers: number;
   notifications_delivered: number;
@@ -104,6 +105,7 @@ export function snapshotPool(p: Pool, nowMs = performance.now()): PoolSnapshot {
     prepared_statements_hits: st.prepared_statements_hits,
     prepared_statements_misses: st.prepared_statements_misses,
     prepared_statements_evictions: st.prepared_statements_evictions,
+    prepared_statements_replays: st.prepared_statements_replays,
     listen_subscribers: p.listenSubscribers,
     notifications_delivered: st.notifications_delivered,
     notification_clients_dropped: st.notification_clients_dropped,

@@ -29,6 +29,7 @@ export class ListenHub implements ServerOwner {
   readonly maxPrepared = 0;
   /** Never used: the listening connection prepares no client statements. */
   readonly knownStatements = new KnownStatements(1);
+  readonly unnamedSeen = new KnownStatements(1);
   readonly resetQuery = "";
   draining = false;
   private conn: ServerConn | null = null;

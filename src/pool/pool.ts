@@ -77,6 +77,7 @@ export class Pool implements ServerOwner, ClientPool {
     return this.settings().max_packet_size;
   }
   readonly knownStatements = new KnownStatements();
+  readonly unnamedSeen = new KnownStatements();
   /** A client's Parse of a statement some server here prepared needs no server (it is made where first used). */
   statementKnown(name: string): boolean {
     return this.knownStatements.has(name);

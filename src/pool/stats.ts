@@ -27,6 +27,8 @@ export class PoolStats {
   prepared_statements_hits = 0;
   prepared_statements_misses = 0;
   prepared_statements_evictions = 0;
+  /** prepare_unnamed: reused statements whose first use failed (DDL since), the client's messages then sent again. */
+  prepared_statements_replays = 0;
   // LISTEN in transaction and statement mode.
   notifications_delivered = 0;
   /** Clients disconnected because their unread notifications passed the bound. */
