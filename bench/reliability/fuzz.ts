@@ -28,6 +28,7 @@ const v = parseOptions(Bun.argv.slice(2), USAGE, {
   "pool-mode": { default: "transaction", help: "pgbun's pool_mode" },
   "pool-size": { default: "4", help: "pgbun's default_pool_size (small, so a stranded server shows)" },
   "max-packet-size": { help: "pgbun's max_packet_size (default: pgbun's own)" },
+  "prepare-unnamed": { boolean: true, help: "run pgbun with prepare_unnamed = true" },
   only: { help: "comma-separated kinds to send, matched as prefixes (e.g. huge-declared,mutated:copy-in)" },
   "max-seconds": { help: "stop starting batches after this long" },
   "rss-ceiling-mb": { default: "4096", help: "kill and restart pgbun past this RSS, and report it" },
@@ -43,6 +44,7 @@ if (poolMode !== "session" && poolMode !== "transaction" && poolMode !== "statem
   process.exit(2);
 }
 const pgbunArgs = v["max-packet-size"] === undefined ? [] : ["--max-packet-size", String(whole(v, "max-packet-size", 1024))];
+if (v["prepare-unnamed"]) pgbunArgs.push("--prepare-unnamed");
 
 const target = await Target.start({ poolMode, poolSize: whole(v, "pool-size", 1), setupSql: FUZZ_SETUP_SQL, pgbunArgs, pgbunRoot: v["pgbun-root"] });
 let code = 0;
