@@ -232,6 +232,20 @@ describe("prepare_unnamed shows what a direct connection shows", () => {
     expect(pooled).toEqual(direct);
     expect(direct.filter((x) => x.startsWith("E:"))).toEqual(["E:22P02", "E:22012"]);
   });
+
+  test("a client gone while its stale statement's first use is answered: nothing sent again, the server serves the next", async () => {
+    await pg.psql("CREATE TABLE pu8 (a int); INSERT INTO pu8 VALUES (8)", as);
+    const q = run("SELECT * FROM pu8");
+    const c = await connect(on.port);
+    for (let i = 0; i < 3; i++) await exchange(c, q);
+    await pg.psql("ALTER TABLE pu8 ADD COLUMN m int DEFAULT 0", as);
+    c.send(q);
+    c.close();
+    // The pool has one server: the next client gets it, and the current columns.
+    const next = await connect(on.port);
+    expect(await exchange(next, q)).toEqual(["1", "2", "T:a/23,m/23", "D:||||||8||||0", "C:SELECT 1|", "Z:I"]);
+    next.close();
+  });
 });
 
 describe("drivers and pgbench with prepare_unnamed", () => {

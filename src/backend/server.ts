@@ -409,6 +409,7 @@ export class ServerConn implements FrameSink {
     this.client = null;
     this.setReadPause(false);
     this.endHoldQuietly();
+    this.unnamed.clientLeft();
     if (this.state === "active") this.act(this.checkIn("left", resetDue && this.owner.resetQuery !== ""));
   }
 

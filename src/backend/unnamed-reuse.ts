@@ -47,6 +47,12 @@ export class UnnamedStatements {
 
   constructor(private readonly server: ServerConn) {}
 
+  /** The client left: nothing of its is sent again, whatever its reused statement's first use answers. */
+  clientLeft(): void {
+    this.open = null;
+    this.as = null;
+  }
+
   /** A client's unnamed Parse, Bind, Describe or Close of a statement, as sent (the statement name is ""). */
   run(tag: number, msg: Uint8Array, serverName: string): void {
     if (tag === F_PARSE) return this.parse(msg, serverName);
