@@ -222,7 +222,10 @@ export class ServerConn implements FrameSink {
         break;
       }
       case B_COMMAND_COMPLETE:
-        if (end - start === 12 || end - start === 14) this.listenCommand(buf, start, end);
+        // LISTEN, UNLISTEN or ROLLBACK, told apart by length and first letter before any decoding ("SELECT 1" is 14 too).
+        if ((end - start === 12 && buf[start + 5] === 0x4c) || (end - start === 14 && (buf[start + 5] === 0x55 || buf[start + 5] === 0x52))) {
+          this.listenCommand(buf, start, end);
+        }
         // DISCARD ALL and DEALLOCATE ALL drop every statement on this server, whoever sent them.
         if (buf[start + 5] === 0x44 && (end - start === 17 || end - start === 20)) {
           const text = utf8.decode(buf.subarray(start + 5, end - 1));
