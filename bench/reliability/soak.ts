@@ -29,6 +29,7 @@ const v = parseOptions(Bun.argv.slice(2), USAGE, {
   "proxy-fault-every-ms": { default: "1000", help: "a fault proxy resets a server connection this often (0: no proxy)" },
   "rss-every": { default: "5", help: "seconds between RSS samples" },
   "flat-ratio": { default: "1.2", help: "RSS is flat when the last quarter's median is within this ratio of the second's" },
+  "prepare-unnamed": { boolean: true, help: "run pgbun with prepare_unnamed = true" },
   quiet: { boolean: true, help: "no progress lines on stderr" },
   "pgbun-root": { help: "checkout whose src/main.ts runs (default: this one, or $PGBUN_ROOT)" },
 });
@@ -59,6 +60,7 @@ const s: SoakSummary = await runSoak({
   rssEveryMs: decimal(v, "rss-every", 0.1) * 1000,
   flatRatio: decimal(v, "flat-ratio", 1),
   pgbunRoot: v["pgbun-root"],
+  pgbunArgs: v["prepare-unnamed"] === "true" ? ["--prepare-unnamed"] : undefined,
   progress: v.quiet === "true" ? undefined : (line) => console.error(`soak: ${line}`),
 });
 const l = s.ledger;
