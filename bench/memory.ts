@@ -79,36 +79,56 @@ class IdleClients {
   }
 }
 
+/** The client counts measured on the way to `count`: 2,000 (the goal's smaller point) when below it, then `count`. */
+export function idleSteps(count: number): number[] {
+  return count > 2000 ? [2000, count] : [count];
+}
+
 /**
  * The baseline is taken after a few clients have logged in and left, so the first server login, the pooler's
- * first-use allocations and (for pgbun) JIT warm-up are not charged to the idle clients.
+ * first-use allocations and (for pgbun) JIT warm-up are not charged to the idle clients. Then clients are added in
+ * steps (all of them held open) and RSS is read after each: one result per step, each over all clients held then.
  */
-export async function measureIdleMemory(pooler: RunningPooler, count: number, settleMs = 2000): Promise<IdleMemoryResult> {
-  const timeoutSeconds = Math.max(60, Math.ceil(count / 50));
+export async function measureIdleMemorySteps(pooler: RunningPooler, counts: number[], settleMs = 2000): Promise<IdleMemoryResult[]> {
   const warm = new IdleClients(pooler.port, 20, 30);
   await warm.nextLine<IdleSummary>(35_000);
   await warm.release();
   await Bun.sleep(settleMs);
   const baselineKiB = readRssKiB(pooler.pid);
 
-  const idle = new IdleClients(pooler.port, count, timeoutSeconds);
-  const summary = await idle.nextLine<IdleSummary>((timeoutSeconds + 10) * 1000);
-  await Bun.sleep(settleMs);
-  const loadedKiB = readRssKiB(pooler.pid);
-  const lost = await idle.release();
+  const held: IdleClients[] = [];
+  const results: IdleMemoryResult[] = [];
+  let ready = 0;
+  let failed = 0;
+  let loginMs = 0;
+  let errors: string[] = [];
+  let opened = 0;
+  for (const count of counts) {
+    const more = count - opened;
+    if (more <= 0) continue;
+    opened = count;
+    const timeoutSeconds = Math.max(60, Math.ceil(more / 50));
+    const idle = new IdleClients(pooler.port, more, timeoutSeconds);
+    held.push(idle);
+    const summary = await idle.nextLine<IdleSummary>((timeoutSeconds + 10) * 1000);
+    await Bun.sleep(settleMs);
+    const loadedKiB = readRssKiB(pooler.pid);
+    ready += summary?.ready ?? 0;
+    failed += summary ? summary.failed : more;
+    loginMs += summary?.ms ?? 0;
+    errors = [...errors, ...(summary ? summary.errors : ["the idle-client process printed no summary"])];
+    const bytesPerClient = baselineKiB !== null && loadedKiB !== null && ready > 0 ? ((loadedKiB - baselineKiB) * 1024) / ready : null;
+    results.push({ target: pooler.name, requested: count, ready, failed, lost: 0, loginMs, baselineKiB, loadedKiB, bytesPerClient, errors });
+  }
+  // Whether the pooler closed a client is known only once the clients are let go, after the last step: each result carries that total.
+  let lost = 0;
+  for (const idle of held.reverse()) lost += await idle.release();
+  for (const r of results) r.lost = lost;
+  return results;
+}
 
-  const ready = summary?.ready ?? 0;
-  const bytesPerClient = baselineKiB !== null && loadedKiB !== null && ready > 0 ? ((loadedKiB - baselineKiB) * 1024) / ready : null;
-  return {
-    target: pooler.name,
-    requested: count,
-    ready,
-    failed: summary ? summary.failed : count,
-    lost,
-    loginMs: summary?.ms ?? 0,
-    baselineKiB,
-    loadedKiB,
-    bytesPerClient,
-    errors: summary ? summary.errors : ["the idle-client process printed no summary"],
-  };
+/** One count: the figure with `count` idle clients. */
+export async function measureIdleMemory(pooler: RunningPooler, count: number, settleMs = 2000): Promise<IdleMemoryResult> {
+  const [result] = await measureIdleMemorySteps(pooler, [count], settleMs);
+  return result!;
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { LOGIN, resetTpcb, startBenchDatabase } from "./database.ts";
 import { htmlPage } from "./html.ts";
 import { plannedRuns, runMatrix, warmUp, type MatrixOptions, type MatrixTarget } from "./matrix.ts";
-import { measureIdleMemory, type IdleMemoryResult } from "./memory.ts";
+import { idleSteps, measureIdleMemorySteps, type IdleMemoryResult } from "./memory.ts";
 import { DIRECT_HEADROOM, MAX_CLIENT_CONN, parseOptions, PG_MAX_CONNECTIONS, planPoints, POOL_SIZE, PREPARE_UNNAMED_POINTS, samePoint, secondsFor, UNIX_POINTS, WORKERS_POINTS } from "./plan.ts";
 import { EXTRA_TARGETS, PGBOUNCER_UNIX_KEY, PGBUN_UNIX_KEY, PREPARE_UNNAMED_KEY, textReport, type AddedLatency, type BenchResults, type PointResult } from "./report.ts";
 import { commandVersion, ensureFileLimit, machine } from "./system.ts";
@@ -155,7 +155,7 @@ if (opts.idleClients > 0) {
   for (const start of fresh) {
     const pooler = await start();
     try {
-      idleMemory.push(await measureIdleMemory(pooler, opts.idleClients));
+      idleMemory.push(...(await measureIdleMemorySteps(pooler, idleSteps(opts.idleClients))));
     } finally {
       await pooler.stop();
     }
