@@ -6,7 +6,7 @@ import { TRACKED_PARAMS, parseOptions } from "../backend/params.ts";
 import { clock } from "../clock.ts";
 import { log } from "../log.ts";
 import { ForwardRange } from "../net/forward-range.ts";
-import { HIGH_WATER, Outbox } from "../net/outbox.ts";
+import { HIGH_WATER, Outbox, type PressureSink } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
 import { readInt32 } from "../protocol/writer.ts";
@@ -71,7 +71,7 @@ function runAction(server: ServerConn, a: StatementAction): boolean {
 /** Startup parameters that are not session settings. */
 const NOT_SETTINGS = new Set(["user", "database", "options", "replication"]);
 
-export class ClientConn implements FrameSink, LinkedClient {
+export class ClientConn implements FrameSink, LinkedClient, PressureSink {
   readonly id = nextClientId++;
   state: ClientState = "login";
   readonly outbox: Outbox;
@@ -131,7 +131,7 @@ export class ClientConn implements FrameSink, LinkedClient {
     readonly socket: Socket<ClientConn>,
     readonly ctx: ClientContext,
   ) {
-    this.outbox = new Outbox(socket as Socket<unknown>, (on) => this.onPressure(on));
+    this.outbox = new Outbox(socket as Socket<unknown>, this);
     this.framer = new Framer(ctx.settings.max_packet_size, true);
     this.login = new Login(this, ctx);
     this.overLimit = !ctx.clientOpened(this);
@@ -169,7 +169,7 @@ export class ClientConn implements FrameSink, LinkedClient {
   }
 
   /** Our queue towards this client is full (it reads slowly): its server, whichever it is, stops reading. */
-  private onPressure(on: boolean): void {
+  onPressure(on: boolean): void {
     if (this.relay !== null) return this.relay.pressure(on);
     this.server?.clientPressure(on);
     if (!on && this.server === null) this.deliverHeld();

@@ -32,6 +32,10 @@ export function endBatch(began: boolean): void {
   flushDirty();
 }
 
+export interface PressureSink {
+  onPressure(pressured: boolean): void;
+}
+
 export class Outbox {
   /** The range being forwarded: consecutive messages of one received chunk, sent as one slice. */
   private range: Uint8Array | null = null;
@@ -39,17 +43,25 @@ export class Outbox {
   private rangeEnd = 0;
   private first: Uint8Array | null = null;
   private rest: Uint8Array[] | null = null;
-  private queue: Uint8Array[] = [];
+  /** What the kernel did not take yet; null while nothing waits (most sockets, most of the time). */
+  private queue: Uint8Array[] | null = null;
   private queued = 0;
   private isDirty = false;
-  /** True while the queue is over HIGH_WATER; `onPressure` is told on every change. */
+  /** True while the queue is over HIGH_WATER; the sink is told on every change. */
   pressured = false;
   closed = false;
 
+  /** Told when the queue goes over HIGH_WATER and back under LOW_WATER: a callback, or an owner with the method (no closure per socket). */
   constructor(
     private socket: Socket<unknown>,
-    private readonly onPressure: (pressured: boolean) => void,
+    private readonly sink: PressureSink | ((pressured: boolean) => void),
   ) {}
+
+  private pressure(on: boolean): void {
+    const sink = this.sink;
+    if (typeof sink === "function") sink(on);
+    else sink.onPressure(on);
+  }
 
   /**
    * Forwards buf[start..end) as it came: messages that continue the range being forwarded extend it, so a chunk of
@@ -121,7 +133,7 @@ export class Outbox {
         at += b.length;
       }
     }
-    if (this.queue.length === 0) {
+    if (this.queue === null) {
       const n = this.socket.write(buf);
       if (n < 0) {
         this.closed = true;
@@ -130,11 +142,11 @@ export class Outbox {
       if (n === buf.length) return;
       buf = buf.subarray(n);
     }
-    this.queue.push(buf);
+    (this.queue ??= []).push(buf);
     this.queued += buf.length;
     if (!this.pressured && this.queued > HIGH_WATER) {
       this.pressured = true;
-      this.onPressure(true);
+      this.pressure(true);
     }
   }
 
@@ -145,8 +157,9 @@ export class Outbox {
 
   /** Called from the socket's drain handler. */
   drain(): void {
-    while (this.queue.length > 0 && !this.closed) {
-      const b = this.queue[0]!;
+    const queue = this.queue;
+    while (queue !== null && queue.length > 0 && !this.closed) {
+      const b = queue[0]!;
       const n = this.socket.write(b);
       if (n < 0) {
         this.closed = true;
@@ -154,15 +167,16 @@ export class Outbox {
       }
       this.queued -= n;
       if (n < b.length) {
-        this.queue[0] = b.subarray(n);
+        queue[0] = b.subarray(n);
         break;
       }
-      this.queue.shift();
+      queue.shift();
     }
-    if (this.ending && this.queue.length === 0) this.socket.end();
+    if (queue !== null && queue.length === 0) this.queue = null;
+    if (this.ending && this.queue === null) this.socket.end();
     if (this.pressured && this.queued < LOW_WATER) {
       this.pressured = false;
-      this.onPressure(false);
+      this.pressure(false);
     }
   }
 
@@ -173,7 +187,7 @@ export class Outbox {
     if (this.ending || this.closed) return;
     this.flush();
     this.ending = true;
-    if (this.queue.length === 0) this.socket.end();
+    if (this.queue === null) this.socket.end();
   }
 
   /** The socket is gone: drop everything. */
@@ -182,7 +196,7 @@ export class Outbox {
     this.range = null;
     this.first = null;
     this.rest = null;
-    this.queue = [];
+    this.queue = null;
     this.queued = 0;
   }
 }

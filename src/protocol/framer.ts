@@ -23,7 +23,8 @@ export class Framer {
   private partial: Uint8Array | null = null;
   private need = 0;
   private filled = 0;
-  private readonly head = new Uint8Array(5);
+  /** A header split across chunks; made the first time one is (most connections never see one). */
+  private head: Uint8Array | null = null;
   private headFilled = 0;
 
   constructor(
@@ -59,7 +60,7 @@ export class Framer {
       off = end;
     }
     if (off < n) {
-      this.head.set(chunk.subarray(off), 0);
+      (this.head ??= new Uint8Array(5)).set(chunk.subarray(off), 0);
       this.headFilled = n - off;
     }
   }
@@ -80,15 +81,16 @@ export class Framer {
   private resume(chunk: Uint8Array, sink: FrameSink): number {
     let off = 0;
     if (this.partial === null) {
+      const head = this.head!;
       const headLen = this.startup ? 4 : 5;
       const take = Math.min(headLen - this.headFilled, chunk.length);
-      this.head.set(chunk.subarray(0, take), this.headFilled);
+      head.set(chunk.subarray(0, take), this.headFilled);
       this.headFilled += take;
       off = take;
       if (this.headFilled < headLen) return -1;
-      const len = this.startup ? readInt32(this.head, 0) : readInt32(this.head, 1);
+      const len = this.startup ? readInt32(head, 0) : readInt32(head, 1);
       this.check(len);
-      this.begin(headLen - 4 + len, this.head.subarray(0, headLen));
+      this.begin(headLen - 4 + len, head.subarray(0, headLen));
       this.headFilled = 0;
     }
     const take = Math.min(this.need - this.filled, chunk.length - off);
