@@ -10,7 +10,7 @@ import { HIGH_WATER, Outbox, type PressureSink } from "../net/outbox.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { Framer, type FrameSink } from "../protocol/framer.ts";
 import { readInt32 } from "../protocol/writer.ts";
-import { backendKeyData, errorResponse, parameterStatus, READY_IDLE } from "../protocol/messages.ts";
+import { backendKeyData, errorResponse, READY_IDLE } from "../protocol/messages.ts";
 import { TX_IDLE } from "../protocol/tags.ts";
 import type { PreparedInfo } from "../protocol/statements.ts";
 import { protocolStatementAction, sqlStatementCommand, type StatementAction } from "./statements.ts";
@@ -31,6 +31,7 @@ import {
 } from "../protocol/tags.ts";
 import type { ClientContext, ClientPool } from "./context.ts";
 import { Login } from "./login.ts";
+import { paramsKeyOf, shareParams } from "./shared-params.ts";
 import { cameViaUnixSocket } from "./unix-clients.ts";
 import { ClientListens, MAX_PENDING_NOTIFICATIONS } from "../notify/client-listens.ts";
 import type { ListenHub } from "../notify/hub.ts";
@@ -71,6 +72,9 @@ function runAction(server: ServerConn, a: StatementAction): boolean {
 /** Startup parameters that are not session settings. */
 const NOT_SETTINGS = new Set(["user", "database", "options", "replication"]);
 
+/** What a client's startup parameters become once it is welcomed: it needs them no more. */
+const NO_PARAMS: ReadonlyMap<string, string> = new Map();
+
 export class ClientConn implements FrameSink, LinkedClient, PressureSink {
   readonly id = nextClientId++;
   state: ClientState = "login";
@@ -82,9 +86,14 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
   secret = 0;
   user = "";
   database = "";
-  readonly startupParams = new Map<string, string>();
-  /** The session parameters this client has set and must see on any server it is linked to. */
-  readonly wanted = new Map<string, string>();
+  /** The startup packet's parameters, from login until the client is welcomed (a replication client keeps them). */
+  startupParams: ReadonlyMap<string, string> = NO_PARAMS;
+  /**
+   * The session parameters this client has set and must see on any server it is linked to. From login on it is
+   * shared with the pool's other clients of the same parameters (shared-params.ts): change it only with setWanted().
+   */
+  wanted: Map<string, string> = NO_PARAMS as Map<string, string>;
+  private wantedShared = true;
   private wantedKey: string | null = null;
   readonly connectedAt = Date.now();
   /** Time of the last state change, for the timeouts. */
@@ -143,12 +152,7 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
   }
 
   paramsKey(): string {
-    if (this.wantedKey === null) {
-      let k = "";
-      for (const [name, value] of this.wanted) k += name + "=" + value + "\u0000";
-      this.wantedKey = k;
-    }
-    return this.wantedKey;
+    return (this.wantedKey ??= paramsKeyOf(this.wanted));
   }
 
   /** paramsKey() without application_name, which changes no statement's meaning: what server statements are scoped by. */
@@ -163,6 +167,10 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
   }
 
   setWanted(name: string, value: string | undefined): void {
+    if (this.wantedShared) {
+      this.wanted = new Map(this.wanted);
+      this.wantedShared = false;
+    }
     if (value === undefined) this.wanted.delete(name);
     else this.wanted.set(name, value);
     this.wantedKey = null;
@@ -509,17 +517,23 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
   /** Finishes login: the server's parameters as this client will see them, its cancel key, and ReadyForQuery. */
   welcomed(welcome: Map<string, string>): void {
     if (this.state !== "login") return;
+    const wanted = new Map<string, string>();
     for (const name of TRACKED_PARAMS) {
       const v = this.startupParams.get(name) ?? welcome.get(name);
-      if (v !== undefined) this.wanted.set(name, v);
+      if (v !== undefined) wanted.set(name, v);
     }
     for (const [k, v] of this.startupParams) {
       if (NOT_SETTINGS.has(k) || k.startsWith("_pq_.")) continue;
-      this.wanted.set(k, v);
+      wanted.set(k, v);
     }
     const options = this.startupParams.get("options");
-    if (options) for (const [k, v] of parseOptions(options)) this.wanted.set(k, v);
-    for (const [name, value] of welcome) this.outbox.send(parameterStatus(name, this.wanted.get(name) ?? value));
+    if (options) for (const [k, v] of parseOptions(options)) wanted.set(k, v);
+    this.startupParams = NO_PARAMS;
+    const shared = shareParams(welcome, wanted);
+    this.wanted = shared.wanted;
+    this.wantedShared = true;
+    this.wantedKey = shared.key;
+    this.outbox.send(shared.status);
     const key = this.ctx.cancelKeys.allocate(this);
     this.pid = key.pid;
     this.secret = key.secret;

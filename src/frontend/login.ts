@@ -180,7 +180,7 @@ export class Login {
     }
     c.user = user;
     c.database = p.params.get("database") || user;
-    for (const [k, v] of p.params) c.startupParams.set(k, v);
+    c.startupParams = p.params;
     const unsupported = [...p.params.keys()].filter((k) => k.startsWith("_pq_."));
     if (p.minor > 0 || unsupported.length > 0) c.outbox.send(negotiateProtocolVersion(0, unsupported));
     const replication = replicationKind(p.params.get("replication"));
