@@ -37,9 +37,9 @@ function mayHaveEffects(buf: Uint8Array, at: number, end: number): boolean {
 }
 
 export class SqlWatch {
-  /** Named statements and portals with effects ("" is the unnamed one). */
-  private readonly statements = new Map<string, Effects>();
-  private readonly portals = new Map<string, Effects>();
+  /** Named statements and portals with effects ("" is the unnamed one); made at the first one (most clients have none). */
+  private statements: Map<string, Effects> | null = null;
+  private portals: Map<string, Effects> | null = null;
 
   constructor(private readonly sink: EffectSink) {}
 
@@ -62,22 +62,22 @@ export class SqlWatch {
         if (tag === F_QUERY) {
           if (e !== null) this.sink.effects(e);
         } else if (e !== null) {
-          this.statements.set(name, e);
-        } else if (this.statements.size > 0) {
+          (this.statements ??= new Map()).set(name, e);
+        } else if (this.statements !== null) {
           this.statements.delete(name);
         }
         return;
       }
       case F_BIND: {
-        if (this.statements.size === 0 && this.portals.size === 0) return;
+        if (this.statements === null && this.portals === null) return;
         const [portal, next] = readCString(buf, start + 5, end);
-        const e = this.statements.get(readCString(buf, next, end)[0]);
-        if (e !== undefined) this.portals.set(portal, e);
-        else this.portals.delete(portal);
+        const e = this.statements?.get(readCString(buf, next, end)[0]);
+        if (e !== undefined) (this.portals ??= new Map()).set(portal, e);
+        else this.portals?.delete(portal);
         return;
       }
       case F_EXECUTE: {
-        if (this.portals.size === 0) return;
+        if (this.portals === null) return;
         const e = this.portals.get(readCString(buf, start + 5, end)[0]);
         if (e !== undefined) this.sink.effects(e);
         return;
