@@ -11,7 +11,11 @@ import type { ServerConn } from "./server.ts";
 export class ServerStatement implements Attachment {
   /** The shape of its Describe answer on this server; null while unknown. */
   shape: string | null = null;
-  constructor(readonly name: string) {}
+  /** The name as it is written in a message. */
+  readonly nameBytes: Uint8Array;
+  constructor(readonly name: string) {
+    this.nameBytes = new TextEncoder().encode(name);
+  }
   answered(): void {} // a request using it succeeded: nothing to record
 }
 

@@ -9,7 +9,8 @@
 
 import { B_BIND_COMPLETE, B_ERROR_RESPONSE, B_NO_DATA, B_PARAMETER_DESCRIPTION, B_PARSE_COMPLETE, B_ROW_DESCRIPTION } from "../protocol/tags.ts";
 import { F_BIND, F_CLOSE, F_DESCRIBE, F_EXECUTE, F_FLUSH, F_PARSE, F_SYNC, TX_IDLE } from "../protocol/tags.ts";
-import { closeStatement, describeStatement, statementNameSpan, withStatementName } from "../protocol/statements.ts";
+import { closeStatement, describeStatement, namingStatement, statementNameSpan, withStatementName } from "../protocol/statements.ts";
+import { readInt32 } from "../protocol/writer.ts";
 import { INTERNAL, type Attachment } from "./reply-tracker.ts";
 import type { ServerStatement } from "./statement-cache.ts";
 import type { ServerConn } from "./server.ts";
@@ -25,6 +26,10 @@ class Reuse implements Attachment {
   /** The client's messages from its Parse on, as it sent them: what is sent again if the first use fails. */
   readonly kept: Uint8Array[] = [];
   keptBytes = 0;
+  /** The run of contiguous bytes being kept (messages of one chunk follow each other): [runStart, runEnd) of runBuf. */
+  runBuf: ArrayBufferLike | null = null;
+  runStart = 0;
+  runEnd = 0;
   /** The first use (the client's Bind or Describe, or pgbun's own Describe) is sent. */
   useSent = false;
   /** The client's Sync of this group is sent. */
@@ -65,7 +70,7 @@ export class UnnamedStatements {
       this.plain(tag, msg);
       return;
     }
-    const renamed = withStatementName(msg, 0, msg.length, statementNameSpan(tag, msg, 0, msg.length)!, stmt.name);
+    const renamed = namingStatement(msg, statementNameSpan(tag, msg, 0, msg.length)![0], stmt.nameBytes);
     if (r !== null) {
       this.keep(r, msg);
       if (!r.useSent) {
@@ -123,9 +128,17 @@ export class UnnamedStatements {
     this.asQueries = this.server.tracker.queriesSent;
   }
 
-  private keep(r: Reuse, msg: Uint8Array): void {
-    r.kept.push(msg);
-    r.keptBytes += msg.length;
+  private keep(r: Reuse, msg: Uint8Array, start = 0, end = msg.length): void {
+    const at = msg.byteOffset + start;
+    r.keptBytes += end - start;
+    if (r.runBuf === msg.buffer && r.runEnd === at) {
+      r.runEnd = at + end - start;
+      return;
+    }
+    if (r.runBuf !== null) r.kept.push(new Uint8Array(r.runBuf, r.runStart, r.runEnd - r.runStart));
+    r.runBuf = msg.buffer;
+    r.runStart = at;
+    r.runEnd = at + end - start;
   }
 
   /**
@@ -141,15 +154,12 @@ export class UnnamedStatements {
       this.interrupt(r);
       return false;
     }
-    this.keep(r, buf.subarray(start, end));
+    this.keep(r, buf, start, end);
     s.tracker.sent(tag);
     s.outbox!.forward(buf, start, end);
-    if (tag === F_SYNC) {
-      // What the client sends after this group waits: if the reuse fails, the group is sent again before it.
-      r.syncSent = true;
-      r.holding = true;
-      s.hold();
-    }
+    // What the client sends after this group waits (see above: r.syncSent): if the reuse fails, the group goes again
+    // before it. Most clients send nothing more before the answer, so nothing is held until something comes.
+    if (tag === F_SYNC) r.syncSent = true;
     return true;
   }
 
@@ -223,9 +233,11 @@ export class UnnamedStatements {
     }
     t.sent(F_CLOSE, INTERNAL);
     out.send(closeStatement(r.stmt.name));
-    for (const m of r.kept) {
-      t.sent(m[0]!);
-      out.send(m);
+    if (r.runBuf !== null) r.kept.push(new Uint8Array(r.runBuf, r.runStart, r.runEnd - r.runStart));
+    for (const piece of r.kept) {
+      // A piece may hold several messages: each one owes its replies.
+      for (let at = 0; at < piece.length; at += 1 + readInt32(piece, at + 1)) t.sent(piece[at]!);
+      out.send(piece);
     }
     if (r.holding) s.unhold();
   }

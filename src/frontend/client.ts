@@ -46,8 +46,9 @@ let nextClientId = 1;
 
 /** Carries out a statement action on the server; false when the server holds the client first (the action must run again). */
 function runAction(server: ServerConn, a: StatementAction): boolean {
-  if (server.unnamed.open !== null && a.kind !== "unnamed") {
-    // A reused unnamed statement awaits its outcome, and only its own requests can be sent again: this waits.
+  const open = server.unnamed.open;
+  if (open !== null && (a.kind !== "unnamed" || open.syncSent)) {
+    // A reused unnamed statement awaits its outcome, and only its own group's requests can be sent again: this waits.
     server.unnamed.interruptOpen();
     return false;
   }
@@ -95,6 +96,8 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
   wanted: Map<string, string> = NO_PARAMS as Map<string, string>;
   private wantedShared = true;
   private wantedKey: string | null = null;
+  private seedKey: string | null = null;
+  private seed: number | bigint = 0;
   readonly connectedAt = Date.now();
   /** Time of the last state change, for the timeouts. */
   since = clock.now;
@@ -160,6 +163,17 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
     const key = this.paramsKey();
     const app = this.wanted.get("application_name");
     return app === undefined ? key : key.replace("application_name=" + app + "\u0000", "");
+  }
+
+  /** A hash of statementScope(), kept while paramsKey() stays the same: server statement names are seeded with it. */
+  statementSeed(): number | bigint {
+    const key = this.paramsKey();
+    if (this.seedKey !== key) {
+      const scope = this.statementScope();
+      this.seed = scope === "" ? 0 : Bun.hash(scope);
+      this.seedKey = key;
+    }
+    return this.seed;
   }
 
   parseAnswerable(serverName: string): boolean {

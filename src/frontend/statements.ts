@@ -28,7 +28,7 @@ const PARSE_COMPLETE = Uint8Array.of(B_PARSE_COMPLETE, 0, 0, 0, 4);
 /** The client, as its protocol-level statements need it. */
 interface ClientStatements extends StatementOwner {
   /** What server statements are scoped by: the settings that change what a text means. */
-  statementScope(): string;
+  statementSeed(): number | bigint;
   /** Whether a Parse of this server statement may be answered at once: no server linked, nothing waiting, and the
    *  pool's servers prepared it before. */
   parseAnswerable(serverName: string): boolean;
@@ -57,7 +57,7 @@ export function protocolStatementAction(owner: ClientStatements, tag: number, bu
   if (span[0] === span[1]) {
     // Unnamed statements pass through untouched, unless prepare_unnamed may stand a server statement in for them.
     if (!owner.prepareUnnamed) return null;
-    const serverName = tag === F_PARSE ? serverStatementName(buf, end, span, owner.statementScope()) : "";
+    const serverName = tag === F_PARSE ? serverStatementName(buf, end, span, owner.statementSeed()) : "";
     return { kind: "unnamed", tag, msg: buf.subarray(start, end), serverName };
   }
   const name = utf8.decode(buf.subarray(span[0], span[1]));
@@ -67,7 +67,7 @@ export function protocolStatementAction(owner: ClientStatements, tag: number, bu
     }
     if (owner.statements.size >= MAX_CLIENT_STATEMENTS) return { kind: "fail", error: TOO_MANY_STATEMENTS };
     // Settings that change what the text means (search_path, DateStyle, TimeZone...) are part of its identity.
-    const serverName = serverStatementName(buf, end, span, owner.statementScope());
+    const serverName = serverStatementName(buf, end, span, owner.statementSeed());
     const info: PreparedInfo = {
       serverName,
       parse: withStatementName(buf, start, end, span, serverName),

@@ -39,15 +39,25 @@ export function withStatementName(buf: Uint8Array, start: number, end: number, s
   return w.end().take();
 }
 
+/** A message naming the unnamed statement (its name, empty, at `at`), naming `name` (ASCII bytes) instead. */
+export function namingStatement(msg: Uint8Array, at: number, name: Uint8Array): Uint8Array {
+  const out = new Uint8Array(msg.length + name.length);
+  out.set(msg.subarray(0, at));
+  out.set(name, at);
+  out.set(msg.subarray(at), at + name.length);
+  new DataView(out.buffer).setInt32(1, out.length - 1);
+  return out;
+}
+
 /**
  * The server-side name of a statement: the same query text and parameter types get the same name on every server.
- * `scope` is what else decides what the text means, the client's settings: PostgreSQL plans a statement with the
+ * `scopeSeed` (a hash of the client's settings, 0 for none) is what else decides what the text means: PostgreSQL plans a statement with the
  * search_path it was prepared under, and folds constants with its DateStyle and TimeZone, so clients whose settings
  * differ must not share it.
  */
-export function serverStatementName(buf: Uint8Array, end: number, span: [number, number], scope = ""): string {
+export function serverStatementName(buf: Uint8Array, end: number, span: [number, number], scopeSeed: number | bigint = 0): string {
   const body = buf.subarray(span[1] + 1, end);
-  const hash = scope === "" ? Bun.hash(body) : Bun.hash(scope, Bun.hash(body));
+  const hash = Bun.hash(body, scopeSeed);
   return "pgbun_" + hash.toString(36) + "_" + body.length.toString(36);
 }
 
