@@ -71,6 +71,8 @@ export class KnownStatements {
 export class StatementCache {
   /** Statements prepared here by content name, least recently used first. */
   readonly prepared = new Map<string, ServerStatement>();
+  /** The statement touch() made most recently used last; another use of it changes nothing. */
+  private lastTouched: ServerStatement | null = null;
   /** Statements PostgreSQL reported stale (0A000): closed before they are prepared again. */
   private readonly stale = new Set<string>();
 
@@ -186,6 +188,7 @@ export class StatementCache {
     if (stmt !== undefined) {
       this.prepared.delete(name);
       this.prepared.set(name, stmt);
+      this.lastTouched = null;
       s.owner.stats.prepared_statements_hits++;
     } else {
       s.owner.stats.prepared_statements_misses++;
@@ -239,9 +242,11 @@ export class StatementCache {
 
   /** A statement used again: most recently used now. */
   touch(stmt: ServerStatement): void {
+    this.server.owner.stats.prepared_statements_hits++;
+    if (stmt === this.lastTouched) return; // already the most recently used
     this.prepared.delete(stmt.name);
     this.prepared.set(stmt.name, stmt);
-    this.server.owner.stats.prepared_statements_hits++;
+    this.lastTouched = stmt;
   }
 
   /** A statement found stale: pgbun closes it (the caller sends the Close) and prepares it afresh when next needed. */
@@ -251,6 +256,7 @@ export class StatementCache {
 
   private add(name: string): ServerStatement {
     const stmt = new ServerStatement(name);
+    this.lastTouched = null;
     this.prepared.set(name, stmt);
     return stmt;
   }

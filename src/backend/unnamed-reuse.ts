@@ -27,7 +27,7 @@ class Reuse implements Attachment {
   readonly kept: Uint8Array[] = [];
   keptBytes = 0;
   /** The run of contiguous bytes being kept (messages of one chunk follow each other): [runStart, runEnd) of runBuf. */
-  runBuf: ArrayBufferLike | null = null;
+  runBuf: Uint8Array | null = null;
   runStart = 0;
   runEnd = 0;
   /** The first use (the client's Bind or Describe, or pgbun's own Describe) is sent. */
@@ -40,6 +40,16 @@ class Reuse implements Attachment {
   heldParams: Uint8Array | null = null;
   constructor(readonly stmt: ServerStatement) {}
   answered(): void {} // the outcome is read off the reply itself (UnnamedStatements.reply)
+}
+
+/** A client's message naming the unnamed statement: as sent (`msg`), and where it lies in the chunk it came in. */
+export interface UnnamedMessage {
+  readonly tag: number;
+  readonly msg: Uint8Array;
+  readonly chunk: Uint8Array;
+  readonly start: number;
+  /** Parse: the content name its statement has on servers; "" otherwise. */
+  readonly serverName: string;
 }
 
 export class UnnamedStatements {
@@ -59,20 +69,21 @@ export class UnnamedStatements {
   }
 
   /** A client's unnamed Parse, Bind, Describe or Close of a statement, as sent (the statement name is ""). */
-  run(tag: number, msg: Uint8Array, serverName: string): void {
-    if (tag === F_PARSE) return this.parse(msg, serverName);
+  run(a: UnnamedMessage): void {
+    const { tag, msg } = a;
+    if (tag === F_PARSE) return this.parse(a);
     const s = this.server;
     const t = s.tracker;
     if (tag === F_CLOSE) this.as = null;
     const stmt = this.as !== null && t.queriesSent === this.asQueries && !t.skipTillSync ? this.as : null;
     const r = this.open;
     if (stmt === null) {
-      this.plain(tag, msg);
+      this.plain(a);
       return;
     }
     const renamed = namingStatement(msg, statementNameSpan(tag, msg, 0, msg.length)![0], stmt.nameBytes);
     if (r !== null) {
-      this.keep(r, msg);
+      this.keep(r, a.chunk, a.start, a.start + msg.length);
       if (!r.useSent) {
         r.useSent = true;
         t.sent(tag, 0, r);
@@ -85,25 +96,26 @@ export class UnnamedStatements {
   }
 
   /** Forwards a message as the client sent it. */
-  private plain(tag: number, msg: Uint8Array): void {
-    if (this.open !== null) this.keep(this.open, msg);
-    this.server.tracker.sent(tag);
-    this.server.outbox!.send(msg);
+  private plain(a: UnnamedMessage): void {
+    if (this.open !== null) this.keep(this.open, a.chunk, a.start, a.start + a.msg.length);
+    this.server.tracker.sent(a.tag);
+    this.server.outbox!.send(a.msg);
   }
 
-  private parse(msg: Uint8Array, serverName: string): void {
+  private parse(a: UnnamedMessage): void {
+    const { msg, serverName } = a;
     const s = this.server;
     const t = s.tracker;
     const cache = s.statements;
     const seen = s.owner.unnamedSeen;
+    const stmt = t.skipTillSync ? undefined : cache.prepared.get(serverName);
     // Seen once: PostgreSQL parses it; texts that never repeat (literals inlined) are never prepared.
-    if (t.skipTillSync || !seen.has(serverName)) {
+    if (stmt === undefined && (t.skipTillSync || !seen.has(serverName))) {
       if (!t.skipTillSync) seen.add(serverName);
       this.as = null;
-      this.plain(F_PARSE, msg);
+      this.plain(a);
       return;
     }
-    const stmt = cache.prepared.get(serverName);
     if (stmt === undefined) {
       // Not prepared here yet: it is now, under its content name; its ParseComplete (or error) is PostgreSQL's.
       const made = cache.prepareHere(serverName, withStatementName(msg, 0, msg.length, statementNameSpan(F_PARSE, msg, 0, msg.length)!, serverName));
@@ -113,14 +125,14 @@ export class UnnamedStatements {
     if (!t.quiet || t.txStatus !== TX_IDLE) {
       // Inside a transaction block, or behind requests not yet answered: a stale statement's error could not be undone.
       this.as = null;
-      this.plain(F_PARSE, msg);
+      this.plain(a);
       return;
     }
     cache.touch(stmt);
     this.use(stmt);
     const r = new Reuse(stmt);
     this.open = r;
-    this.keep(r, msg);
+    this.keep(r, a.chunk, a.start, a.start + msg.length);
   }
 
   private use(stmt: ServerStatement): void {
@@ -128,17 +140,17 @@ export class UnnamedStatements {
     this.asQueries = this.server.tracker.queriesSent;
   }
 
-  private keep(r: Reuse, msg: Uint8Array, start = 0, end = msg.length): void {
-    const at = msg.byteOffset + start;
+  /** Keeps chunk[start..end) for a replay; messages that follow each other in one chunk make one piece. */
+  private keep(r: Reuse, chunk: Uint8Array, start: number, end: number): void {
     r.keptBytes += end - start;
-    if (r.runBuf === msg.buffer && r.runEnd === at) {
-      r.runEnd = at + end - start;
+    if (r.runBuf === chunk && r.runEnd === start) {
+      r.runEnd = end;
       return;
     }
-    if (r.runBuf !== null) r.kept.push(new Uint8Array(r.runBuf, r.runStart, r.runEnd - r.runStart));
-    r.runBuf = msg.buffer;
-    r.runStart = at;
-    r.runEnd = at + end - start;
+    if (r.runBuf !== null) r.kept.push(r.runBuf.subarray(r.runStart, r.runEnd));
+    r.runBuf = chunk;
+    r.runStart = start;
+    r.runEnd = end;
   }
 
   /**
@@ -233,7 +245,7 @@ export class UnnamedStatements {
     }
     t.sent(F_CLOSE, INTERNAL);
     out.send(closeStatement(r.stmt.name));
-    if (r.runBuf !== null) r.kept.push(new Uint8Array(r.runBuf, r.runStart, r.runEnd - r.runStart));
+    if (r.runBuf !== null) r.kept.push(r.runBuf.subarray(r.runStart, r.runEnd));
     for (const piece of r.kept) {
       // A piece may hold several messages: each one owes its replies.
       for (let at = 0; at < piece.length; at += 1 + readInt32(piece, at + 1)) t.sent(piece[at]!);

@@ -54,7 +54,7 @@ function runAction(server: ServerConn, a: StatementAction): boolean {
   }
   switch (a.kind) {
     case "unnamed":
-      server.unnamed.run(a.tag, a.msg, a.serverName);
+      server.unnamed.run(a);
       return true;
     case "parse":
       server.statements.parse(a.info, a.forget);
@@ -132,6 +132,7 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
   private rewrite = false;
   /** prepare_unnamed: unnamed statements seen before are bound as statements prepared on the server. */
   prepareUnnamed = false;
+  lastUnnamed: { body: Uint8Array; seed: number | bigint; name: string } | null = null;
   /** This client's named statements: its name -> the server-side name and the Parse that creates it. */
   readonly statements = new Map<string, PreparedInfo>();
   private pendingBytes = 0;

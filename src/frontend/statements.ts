@@ -2,6 +2,7 @@
 
 import { closeCompleteFor } from "../backend/statement-cache.ts";
 import type { MadeUpReply } from "../backend/reply-tracker.ts";
+import type { UnnamedMessage } from "../backend/unnamed-reuse.ts";
 import { errorResponse, readyForQuery } from "../protocol/messages.ts";
 import { queryText, serverStatementName, statementNameSpan, withStatementName, type PreparedInfo } from "../protocol/statements.ts";
 import { B_PARSE_COMPLETE, F_CLOSE, F_PARSE } from "../protocol/tags.ts";
@@ -16,7 +17,7 @@ export type StatementAction =
   /** A reply pgbun makes up, in its place among the server's replies. */
   | { kind: "reply"; reply: MadeUpReply }
   /** prepare_unnamed: Parse, Bind, Describe or Close of the unnamed statement, as sent; the server decides (unnamed-reuse.ts). */
-  | { kind: "unnamed"; tag: number; msg: Uint8Array; serverName: string };
+  | ({ kind: "unnamed" } & UnnamedMessage);
 
 interface StatementOwner {
   readonly statements: Map<string, PreparedInfo>;
@@ -34,6 +35,24 @@ interface ClientStatements extends StatementOwner {
   parseAnswerable(serverName: string): boolean;
   /** prepare_unnamed is on for it. */
   readonly prepareUnnamed: boolean;
+  /** prepare_unnamed: its last unnamed Parse's text and types, and their server name (most clients repeat a few). */
+  lastUnnamed: { body: Uint8Array; seed: number | bigint; name: string } | null;
+}
+
+/** The server name of an unnamed Parse's content; the last one's is kept, as drivers send the same text again and again. */
+function unnamedServerName(owner: ClientStatements, buf: Uint8Array, end: number, span: [number, number]): string {
+  const seed = owner.statementSeed();
+  const from = span[1] + 1;
+  const last = owner.lastUnnamed;
+  if (last !== null && last.seed === seed && last.body.length === end - from) {
+    const body = last.body;
+    let i = 0;
+    while (i < body.length && body[i] === buf[from + i]) i++;
+    if (i === body.length) return last.name;
+  }
+  const name = serverStatementName(buf, end, span, seed);
+  owner.lastUnnamed = { body: buf.slice(from, end), seed, name };
+  return name;
 }
 
 /** Named statements one client may hold in transaction and statement mode: pgbun keeps each one's Parse. */
@@ -57,8 +76,8 @@ export function protocolStatementAction(owner: ClientStatements, tag: number, bu
   if (span[0] === span[1]) {
     // Unnamed statements pass through untouched, unless prepare_unnamed may stand a server statement in for them.
     if (!owner.prepareUnnamed) return null;
-    const serverName = tag === F_PARSE ? serverStatementName(buf, end, span, owner.statementSeed()) : "";
-    return { kind: "unnamed", tag, msg: buf.subarray(start, end), serverName };
+    const serverName = tag === F_PARSE ? unnamedServerName(owner, buf, end, span) : "";
+    return { kind: "unnamed", tag, msg: buf.subarray(start, end), chunk: buf, start, serverName };
   }
   const name = utf8.decode(buf.subarray(span[0], span[1]));
   if (tag === F_PARSE) {

@@ -42,10 +42,14 @@ export function withStatementName(buf: Uint8Array, start: number, end: number, s
 /** A message naming the unnamed statement (its name, empty, at `at`), naming `name` (ASCII bytes) instead. */
 export function namingStatement(msg: Uint8Array, at: number, name: Uint8Array): Uint8Array {
   const out = new Uint8Array(msg.length + name.length);
-  out.set(msg.subarray(0, at));
+  out.set(msg);
+  out.copyWithin(at + name.length, at, msg.length);
   out.set(name, at);
-  out.set(msg.subarray(at), at + name.length);
-  new DataView(out.buffer).setInt32(1, out.length - 1);
+  const len = out.length - 1;
+  out[1] = len >>> 24;
+  out[2] = (len >>> 16) & 0xff;
+  out[3] = (len >>> 8) & 0xff;
+  out[4] = len & 0xff;
   return out;
 }
 
