@@ -44,7 +44,7 @@ if (poolMode !== "session" && poolMode !== "transaction" && poolMode !== "statem
   process.exit(2);
 }
 const pgbunArgs = v["max-packet-size"] === undefined ? [] : ["--max-packet-size", String(whole(v, "max-packet-size", 1024))];
-if (v["prepare-unnamed"]) pgbunArgs.push("--prepare-unnamed");
+if (v["prepare-unnamed"] === "true") pgbunArgs.push("--prepare-unnamed");
 
 const target = await Target.start({ poolMode, poolSize: whole(v, "pool-size", 1), setupSql: FUZZ_SETUP_SQL, pgbunArgs, pgbunRoot: v["pgbun-root"] });
 let code = 0;

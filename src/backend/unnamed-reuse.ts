@@ -7,7 +7,8 @@
 // messages, kept from its Parse on, are sent again as they were: the reuse happens only at the start of a Sync group
 // outside a transaction block, before anything ran in it, so PostgreSQL rolled back nothing of the client's.
 
-import { B_BIND_COMPLETE, B_ERROR_RESPONSE, B_NO_DATA, B_PARAMETER_DESCRIPTION, B_PARSE_COMPLETE, B_ROW_DESCRIPTION } from "../protocol/tags.ts";
+import { PARSE_COMPLETE } from "../protocol/messages.ts";
+import { B_BIND_COMPLETE, B_ERROR_RESPONSE, B_NO_DATA, B_PARAMETER_DESCRIPTION, B_ROW_DESCRIPTION } from "../protocol/tags.ts";
 import { F_BIND, F_CLOSE, F_DESCRIBE, F_EXECUTE, F_FLUSH, F_PARSE, F_SYNC, TX_IDLE } from "../protocol/tags.ts";
 import { closeStatement, describeStatement, namingStatement, statementNameSpan, withStatementName } from "../protocol/statements.ts";
 import { readInt32 } from "../protocol/writer.ts";
@@ -15,7 +16,6 @@ import { INTERNAL, type Attachment } from "./reply-tracker.ts";
 import type { ServerStatement } from "./statement-cache.ts";
 import type { ServerConn } from "./server.ts";
 
-const PARSE_COMPLETE = Uint8Array.of(B_PARSE_COMPLETE, 0, 0, 0, 4);
 const SYNC = Uint8Array.of(F_SYNC, 0, 0, 0, 4);
 const FLUSH = Uint8Array.of(F_FLUSH, 0, 0, 0, 4);
 /** Beyond this much kept for a replay, the rest of the group waits for the outcome instead. */

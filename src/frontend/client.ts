@@ -13,7 +13,7 @@ import { readInt32 } from "../protocol/writer.ts";
 import { backendKeyData, errorResponse, READY_IDLE } from "../protocol/messages.ts";
 import { TX_IDLE } from "../protocol/tags.ts";
 import type { PreparedInfo } from "../protocol/statements.ts";
-import { protocolStatementAction, sqlStatementCommand, type StatementAction } from "./statements.ts";
+import { protocolStatementAction, runStatementAction, sqlStatementCommand, type StatementAction } from "./statements.ts";
 import {
   F_BIND,
   F_CLOSE,
@@ -43,32 +43,6 @@ export type ClientState = "login" | "idle" | "waiting" | "active" | "closed";
 
 let nextClientId = 1;
 
-
-/** Carries out a statement action on the server; false when the server holds the client first (the action must run again). */
-function runAction(server: ServerConn, a: StatementAction): boolean {
-  const open = server.unnamed.open;
-  if (open !== null && (a.kind !== "unnamed" || open.syncSent)) {
-    // A reused unnamed statement awaits its outcome, and only its own group's requests can be sent again: this waits.
-    server.unnamed.interruptOpen();
-    return false;
-  }
-  switch (a.kind) {
-    case "unnamed":
-      server.unnamed.run(a);
-      return true;
-    case "parse":
-      server.statements.parse(a.info, a.forget);
-      return true;
-    case "use":
-      return server.statements.use(a.tag, a.info, a.msg, a.original);
-    case "fail":
-      server.statements.failWith(a.error);
-      return true;
-    case "reply":
-      server.statements.reply(a.reply);
-      return true;
-  }
-}
 
 /** Startup parameters that are not session settings. */
 const NOT_SETTINGS = new Set(["user", "database", "options", "replication"]);
@@ -159,18 +133,15 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
     return (this.wantedKey ??= paramsKeyOf(this.wanted));
   }
 
-  /** paramsKey() without application_name, which changes no statement's meaning: what server statements are scoped by. */
-  statementScope(): string {
-    const key = this.paramsKey();
-    const app = this.wanted.get("application_name");
-    return app === undefined ? key : key.replace("application_name=" + app + "\u0000", "");
-  }
-
-  /** A hash of statementScope(), kept while paramsKey() stays the same: server statement names are seeded with it. */
+  /**
+   * What server statement names are seeded with: a hash of paramsKey() without application_name (which changes no
+   * statement's meaning), kept while paramsKey() stays the same.
+   */
   statementSeed(): number | bigint {
     const key = this.paramsKey();
     if (this.seedKey !== key) {
-      const scope = this.statementScope();
+      const app = this.wanted.get("application_name");
+      const scope = app === undefined ? key : key.replace("application_name=" + app + "\u0000", "");
       this.seed = scope === "" ? 0 : Bun.hash(scope);
       this.seedKey = key;
     }
@@ -377,7 +348,7 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
   private dispatch(action: StatementAction, tag: number, size: number): void {
     const server = this.server;
     if (server !== null && this.mayForward(server, tag)) {
-      if (!runAction(server, action)) this.keep(action, size);
+      if (!runStatementAction(server, action)) this.keep(action, size);
       return;
     }
     if (action.kind === "reply" && this.nothingPending && server === null) {
@@ -477,7 +448,7 @@ export class ClientConn implements FrameSink, LinkedClient, PressureSink {
           this.pending[i] = msg.subarray(cut);
           break;
         }
-      } else if ((this.route !== null && !this.route.pass(msg.kind === "parse" ? F_PARSE : msg.kind === "use" || msg.kind === "unnamed" ? msg.tag : 0, server.tracker.quiet)) || !runAction(server, msg)) {
+      } else if ((this.route !== null && !this.route.pass(msg.kind === "parse" ? F_PARSE : msg.kind === "use" || msg.kind === "unnamed" ? msg.tag : 0, server.tracker.quiet)) || !runStatementAction(server, msg)) {
         break; // held: this action runs again when the hold ends
       }
     }

@@ -3,9 +3,10 @@
 import { closeCompleteFor } from "../backend/statement-cache.ts";
 import type { MadeUpReply } from "../backend/reply-tracker.ts";
 import type { UnnamedMessage } from "../backend/unnamed-reuse.ts";
-import { errorResponse, readyForQuery } from "../protocol/messages.ts";
+import type { ServerConn } from "../backend/server.ts";
+import { errorResponse, PARSE_COMPLETE, readyForQuery } from "../protocol/messages.ts";
 import { queryText, serverStatementName, statementNameSpan, withStatementName, type PreparedInfo } from "../protocol/statements.ts";
-import { B_PARSE_COMPLETE, F_CLOSE, F_PARSE } from "../protocol/tags.ts";
+import { F_CLOSE, F_PARSE } from "../protocol/tags.ts";
 
 export type StatementAction =
   /** Parse of a new named statement. */
@@ -23,8 +24,7 @@ interface StatementOwner {
   readonly statements: Map<string, PreparedInfo>;
 }
 
-/** ParseComplete for a Parse pgbun answers itself; if PostgreSQL would have skipped it, the name goes again. */
-const PARSE_COMPLETE = Uint8Array.of(B_PARSE_COMPLETE, 0, 0, 0, 4);
+
 
 /** The client, as its protocol-level statements need it. */
 interface ClientStatements extends StatementOwner {
@@ -169,4 +169,30 @@ export function sqlStatementCommand(owner: StatementOwner, buf: Uint8Array, star
     return { kind: "reply", reply: { bytes: (status) => concat(done, readyForQuery(status)) } };
   }
   return null;
+}
+
+/** Carries out a statement action on the server; false when the server holds the client first (the action must run again). */
+export function runStatementAction(server: ServerConn, a: StatementAction): boolean {
+  const open = server.unnamed.open;
+  if (open !== null && (a.kind !== "unnamed" || open.syncSent)) {
+    // A reused unnamed statement awaits its outcome, and only its own group's requests can be sent again: this waits.
+    server.unnamed.interruptOpen();
+    return false;
+  }
+  switch (a.kind) {
+    case "unnamed":
+      server.unnamed.run(a);
+      return true;
+    case "parse":
+      server.statements.parse(a.info, a.forget);
+      return true;
+    case "use":
+      return server.statements.use(a.tag, a.info, a.msg, a.original);
+    case "fail":
+      server.statements.failWith(a.error);
+      return true;
+    case "reply":
+      server.statements.reply(a.reply);
+      return true;
+  }
 }

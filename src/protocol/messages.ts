@@ -9,6 +9,7 @@ import {
   B_NEGOTIATE_PROTOCOL_VERSION,
   B_NOTICE_RESPONSE,
   B_PARAMETER_STATUS,
+  B_PARSE_COMPLETE,
   B_READY_FOR_QUERY,
   CANCEL_REQUEST_CODE,
   F_PASSWORD,
@@ -61,6 +62,7 @@ export function noticeResponse(f: ErrorFields): Uint8Array {
   return noticeLike(B_NOTICE_RESPONSE, f);
 }
 
+export const PARSE_COMPLETE = Uint8Array.of(B_PARSE_COMPLETE, 0, 0, 0, 4);
 export const READY_IDLE = new Writer(8).start(B_READY_FOR_QUERY).byte(TX_IDLE).end().take();
 export const AUTH_OK_MSG = new Writer(16).start(B_AUTHENTICATION).int32(AUTH_OK).end().take();
 export const SSL_REFUSED = Uint8Array.of(0x4e); // 'N'
