@@ -39,6 +39,9 @@ interface ClientStatements extends StatementOwner {
   lastUnnamed: { body: Uint8Array; seed: number | bigint; name: string } | null;
 }
 
+/** The longest unnamed Parse (text and types) whose server name a client keeps. */
+const MAX_KEPT_TEXT = 8192;
+
 /** The server name of an unnamed Parse's content; the last one's is kept, as drivers send the same text again and again. */
 function unnamedServerName(owner: ClientStatements, buf: Uint8Array, end: number, span: [number, number]): string {
   const seed = owner.statementSeed();
@@ -51,7 +54,8 @@ function unnamedServerName(owner: ClientStatements, buf: Uint8Array, end: number
     if (i === body.length) return last.name;
   }
   const name = serverStatementName(buf, end, span, seed);
-  owner.lastUnnamed = { body: buf.slice(from, end), seed, name };
+  // Only short texts are kept: a client's huge statement is not copied to stay with it while it idles.
+  owner.lastUnnamed = end - from <= MAX_KEPT_TEXT ? { body: buf.slice(from, end), seed, name } : null;
   return name;
 }
 
